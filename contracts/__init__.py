@@ -1,0 +1,90 @@
+"""What plugin authors and users depend on: records, component bases, config, errors.
+
+Nothing heavy is imported here (no torch, no lancedb).
+"""
+
+from polyrec.contracts.components import (
+    Collection,
+    Component,
+    ComponentConfig,
+    Encoder,
+    EventLog,
+    Fusion,
+    History,
+    Scored,
+    Scorer,
+    TrainingData,
+    VectorStore,
+    recency_weights,
+)
+from polyrec.contracts.config import ColumnMapping, EncoderSlot, PolyrecConfig, RetrievalSettings, Slot
+from polyrec.contracts.errors import (
+    ConfigError,
+    DuplicateComponentError,
+    InvalidVectorError,
+    ItemError,
+    MissingDependencyError,
+    NotFittedError,
+    PluginError,
+    PluginLoadError,
+    PolyrecError,
+    ProvenanceMismatchError,
+    StoreError,
+    UnknownComponentError,
+)
+from polyrec.contracts.filters import matches, validate_filter
+from polyrec.contracts.markers import PROJECT_NAME, hookimpl
+from polyrec.contracts.records import (
+    AudioClip,
+    Event,
+    HistoryWeight,
+    Hit,
+    Item,
+    ItemFailure,
+    Recommendation,
+    VectorRecord,
+)
+
+__all__ = [
+    "AudioClip",
+    "Collection",
+    "ColumnMapping",
+    "Component",
+    "ComponentConfig",
+    "ConfigError",
+    "DuplicateComponentError",
+    "Encoder",
+    "EncoderSlot",
+    "Event",
+    "EventLog",
+    "Fusion",
+    "History",
+    "HistoryWeight",
+    "Hit",
+    "InvalidVectorError",
+    "Item",
+    "ItemError",
+    "ItemFailure",
+    "MissingDependencyError",
+    "NotFittedError",
+    "PROJECT_NAME",
+    "PluginError",
+    "PluginLoadError",
+    "PolyrecConfig",
+    "PolyrecError",
+    "ProvenanceMismatchError",
+    "Recommendation",
+    "RetrievalSettings",
+    "Scored",
+    "Scorer",
+    "Slot",
+    "StoreError",
+    "TrainingData",
+    "UnknownComponentError",
+    "VectorRecord",
+    "VectorStore",
+    "hookimpl",
+    "matches",
+    "recency_weights",
+    "validate_filter",
+]

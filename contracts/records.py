@@ -1,0 +1,139 @@
+"""Pydantic records exchanged between users, the engine and plugins."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Item",
+    "Event",
+    "AudioClip",
+    "HistoryWeight",
+    "Recommendation",
+    "ItemFailure",
+    "VectorRecord",
+    "Hit",
+]
+
+Metadata = dict[str, Any]
+
+
+class Item(BaseModel):
+    """A catalog item: an id and named fields of any modality.
+
+    Field values may be text, an image (path, bytes, PIL image, array), audio (path,
+    bytes, :class:`AudioClip`), numbers or tags. Which encoder reads which field is up
+    to the config; fields no encoder reads are kept as filterable metadata.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    id: str
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_str(cls, value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) == "":
+            raise ValueError("item id must be a non-empty string")
+        return str(value)
+
+    @classmethod
+    def from_mapping(cls, row: dict[str, Any], id_key: str = "id") -> Item:
+        """Build an item from a flat row (JSONL object, CSV line): ``id_key`` + fields."""
+        if id_key not in row:
+            raise ValueError(f"row has no id column {id_key!r}; columns: {sorted(row)}")
+        fields = {k: v for k, v in row.items() if k != id_key}
+        return cls(id=row[id_key], fields=fields)
+
+
+class Event(BaseModel):
+    """One interaction of a user with an item; ``timestamp`` is seconds since the epoch."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: str
+    item: str
+    kind: str = "interaction"
+    value: float = 1.0
+    timestamp: float = 0.0
+
+    @field_validator("user", "item", mode="before")
+    @classmethod
+    def _as_str(cls, value: Any) -> str:
+        if value is None or str(value) == "":
+            raise ValueError("must be a non-empty string")
+        return str(value)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> float:
+        if isinstance(value, datetime):
+            return value.timestamp()
+        return float(value)
+
+
+class AudioClip(BaseModel):
+    """Decoded audio: samples shaped (n,) or (channels, n) and their sample rate."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    samples: np.ndarray
+    sample_rate: int = Field(gt=0)
+
+
+class HistoryWeight(BaseModel):
+    """How much one history item weighed in a score."""
+
+    item: str
+    weight: float
+
+
+class Recommendation(BaseModel):
+    """One recommended item, its score, and why."""
+
+    item: str
+    score: float
+    explanation: list[HistoryWeight] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class ItemFailure(BaseModel):
+    """A per-item failure reported by ingest; the rest of the batch was processed."""
+
+    item_id: str
+    field: str | None = None
+    plugin: str | None = None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"item {self.item_id!r}"
+        if self.field:
+            where += f", field {self.field!r}"
+        if self.plugin:
+            where += f", plugin {self.plugin!r}"
+        return f"{where}: {self.reason}"
+
+
+class VectorRecord(BaseModel):
+    """What a store keeps per id: a float32 vector and flat metadata."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str
+    vector: np.ndarray
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class Hit(BaseModel):
+    """A search result: id, similarity score (higher is nearer) and metadata."""
+
+    id: str
+    score: float
+    metadata: Metadata = Field(default_factory=dict)

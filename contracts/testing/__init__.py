@@ -1,0 +1,1 @@
+"""Contract suites plugin authors run against their own components."""

@@ -1,0 +1,1 @@
+"""Built-in plugins. Each module is an ordinary plugin, loaded by name like an entry point."""
