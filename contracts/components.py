@@ -135,7 +135,7 @@ class Fusion(Component, ABC):
 
     def fit(
         self, fields: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray], data: TrainingData | None
-    ) -> None:  # noqa: E501
+    ) -> None:
         """Learn from the catalog's field vectors and, if given, the event log."""
 
 

@@ -51,8 +51,9 @@ class Registry:
         base = KINDS[kind][1]
         if not (isinstance(component, type) and issubclass(component, base)):
             raise PluginError(
-                f"plugin {origin.plugin!r} registered {component!r} as a {kind}, which is not a {base.__name__} subclass"
-            )  # noqa: E501
+                f"plugin {origin.plugin!r} registered {component!r} as a {kind}, "
+                f"which is not a {base.__name__} subclass"
+            )
         name = component.name
         if not name:
             raise PluginError(f"plugin {origin.plugin!r} registered {component.__name__} without a 'name'")
@@ -61,7 +62,7 @@ class Registry:
             raise DuplicateComponentError(kind, name, known.plugin, origin.plugin)
         self._entries[kind][name] = RegistryEntry(
             kind, name, component, origin.plugin, origin.distribution, origin.version
-        )  # noqa: E501
+        )
 
     def entry(self, kind: str, name: str) -> RegistryEntry:
         try:
