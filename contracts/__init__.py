@@ -17,7 +17,15 @@ from polyrec.contracts.components import (
     VectorStore,
     recency_weights,
 )
-from polyrec.contracts.config import ColumnMapping, EncoderSlot, PolyrecConfig, RetrievalSettings, Slot
+from polyrec.contracts.config import (
+    ColumnMapping,
+    DatasetSettings,
+    EncoderSlot,
+    PolyrecConfig,
+    RetrievalSettings,
+    Slot,
+    compose_text,
+)
 from polyrec.contracts.errors import (
     ConfigError,
     DuplicateComponentError,
@@ -52,6 +60,7 @@ __all__ = [
     "Component",
     "ComponentConfig",
     "ConfigError",
+    "DatasetSettings",
     "DuplicateComponentError",
     "Encoder",
     "EncoderSlot",
@@ -83,6 +92,7 @@ __all__ = [
     "UnknownComponentError",
     "VectorRecord",
     "VectorStore",
+    "compose_text",
     "hookimpl",
     "matches",
     "recency_weights",

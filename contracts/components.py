@@ -285,6 +285,15 @@ class VectorStore(Component, ABC):
         """Where trained component state may be saved beside the store (None: nowhere)."""
         return None
 
+    def drop(self, collection: str) -> bool:
+        """Delete ``collection`` with its vectors and provenance; return whether it existed.
+
+        The engine drops a collection to rebuild it after its encoder or fusion changed
+        (a changed provenance can never be written into the old collection). Stores that
+        cannot drop keep this default, and the engine asks the user for a new store instead.
+        """
+        raise NotImplementedError(f"store {self.name!r} cannot drop collections")
+
     def close(self) -> None:
         """Release files and connections."""
 

@@ -6,6 +6,8 @@ plugin's parameters; the engine validates them against the plugin's ``Config`` m
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +17,9 @@ __all__ = [
     "EncoderSlot",
     "RetrievalSettings",
     "ColumnMapping",
+    "DatasetSettings",
     "PolyrecConfig",
+    "compose_text",
 ]
 
 
@@ -57,6 +61,42 @@ class ColumnMapping(BaseModel):
     kind: str | None = None
 
 
+class DatasetSettings(BaseModel):
+    """Where ``polyrec evaluate`` reads a dataset when no ``--dataset`` is given.
+
+    Paths are relative to the config file. ``path`` is a dataset directory or file stem
+    (RecBole atomic files, GroupLens files, or ``items.*`` + ``events.*``); ``items`` and
+    ``events`` name generic CSV/JSONL/Parquet files read with ``[columns]``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    items: str | None = None
+    events: str | None = None
+
+
+def _present(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return not (isinstance(value, str | list | tuple) and len(value) == 0)
+
+
+def compose_text(fields: Mapping[str, Any], sources: list[str]) -> str | None:
+    """``"name: value"`` lines of the ``sources`` present in ``fields`` (lists joined by ", ").
+
+    None when none is present, so the derived field is missing rather than empty.
+    """
+    lines = []
+    for name in sources:
+        value = fields.get(name)
+        if not _present(value):
+            continue
+        text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        lines.append(f"{name}: {text}")
+    return "\n".join(lines) if lines else None
+
+
 class PolyrecConfig(BaseModel):
     """The whole config. ``store``, ``fusion`` and ``scorer`` have defaults."""
 
@@ -69,6 +109,19 @@ class PolyrecConfig(BaseModel):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     columns: ColumnMapping = Field(default_factory=ColumnMapping)
     seed: int = 0
+    #: derived text fields: name -> source fields, composed by :func:`compose_text` before
+    #: encoding (e.g. ``text = ["title", "genres", "year"]`` for a text encoder reading ``text``)
+    derived: dict[str, list[str]] = Field(default_factory=dict)
+    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
+
+    def with_derived_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """``fields`` plus every ``derived`` field that has at least one source present."""
+        result = dict(fields)
+        for name, sources in self.derived.items():
+            text = compose_text(fields, sources)
+            if text is not None:
+                result[name] = text
+        return result
 
     def encoder_field(self, slot_name: str) -> str:
         slot = self.encoders[slot_name]

@@ -1,17 +1,20 @@
 """Load and validate a config file against the registry.
 
 Every problem is reported with the exact key it concerns, e.g.
-``encoders.poster.plugin: unknown encoder plugin 'open_clip'; known: open-clip, ...``.
+``encoders.poster.plugin: unknown encoder plugin 'open_clip'; did you mean 'open-clip'? known: ...``.
 """
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from polyrec.contracts import (
     ComponentConfig,
@@ -45,6 +48,10 @@ class ResolvedConfig:
     scorer: ComponentSpec
     source: Path | None = None
 
+    def specs(self) -> list[ComponentSpec]:
+        """Every slot in config order: store, encoders, fusion, scorer."""
+        return [self.store, *self.encoders.values(), self.fusion, self.scorer]
+
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Parse a TOML (default) or YAML (``.yaml``/``.yml``) file into a mapping."""
@@ -67,29 +74,72 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _loc(prefix: str, loc: tuple[Any, ...]) -> str:
-    parts = [prefix] if prefix else []
-    parts += [str(part) for part in loc]
-    return ".".join(parts)
+def _key(prefix: str, loc: tuple[Any, ...]) -> str:
+    return ".".join([prefix, *map(str, loc)] if prefix else map(str, loc))
 
 
-def _describe(error: dict[str, Any], known: list[str] | None = None, plugin: str | None = None) -> str:
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _known(names: list[str]) -> str:
+    return ", ".join(names) if names else "(none)"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the last part of ``loc`` (None if it is not a model)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            current = current.model_fields[part].annotation
+        elif typing.get_origin(current) is dict:  # the part is a mapping key: step into the value type
+            current = typing.get_args(current)[1]
+        else:
+            return None
+        while typing.get_origin(current) in (typing.Union, types.UnionType):
+            models = [arg for arg in typing.get_args(current) if arg is not type(None)]
+            current = models[0] if len(models) == 1 else None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel], owner: str = "") -> str:
+    """One message for one pydantic error; ``owner`` is e.g. " for encoder plugin 'x'"."""
+    loc = tuple(error["loc"])
+    name = str(loc[-1]) if loc else "?"
     if error["type"] == "extra_forbidden":
-        name = error["loc"][-1] if error["loc"] else "?"
-        owner = f" for plugin {plugin!r}" if plugin else ""
-        return f"unknown parameter {name!r}{owner}; known: {', '.join(known or []) or '(none)'}"
+        parent = _model_at(model, loc[:-1])
+        known = sorted(parent.model_fields) if parent else []
+        what = "parameter" if owner else "key"
+        return f"unknown {what} {name!r}{owner}; {_suggest(name, known)}known: {_known(known)}"
     if error["type"] == "missing":
-        return "missing required key"
-    return f"{error['msg']} (got {error.get('input')!r})"
+        what = "parameter" if owner else "key"
+        return f"missing required {what} {name!r}{owner}"
+    message = error["msg"][:1].lower() + error["msg"][1:]
+    if not loc:
+        return f"{message}{owner}"
+    return f"invalid value {error.get('input')!r}{owner}: {message}"
 
 
-def _settings(raw: dict[str, Any], source: str | None) -> PolyrecConfig:
+def _settings(raw: dict[str, Any], source: str | None, registry: Registry) -> PolyrecConfig:
     try:
         return PolyrecConfig.model_validate(raw)
     except ValidationError as exc:
-        known = sorted(PolyrecConfig.model_fields)
-        problems = [(_loc("", e["loc"]), _describe(e, known)) for e in exc.errors()]
+        problems = [(_key("", tuple(e["loc"])), _settings_problem(e, registry)) for e in exc.errors()]
         raise ConfigError(problems, source) from None
+
+
+def _settings_problem(error: dict[str, Any], registry: Registry) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "missing" and loc == ("encoders",):
+        return "missing required section 'encoders': add at least one, e.g. [encoders.title] plugin = \"...\""
+    if error["type"] == "too_short" and loc == ("encoders",):
+        return 'needs at least one encoder slot, e.g. [encoders.title] plugin = "..."'
+    if error["type"] == "missing" and loc[-1:] == ("plugin",):
+        kind = "encoder" if loc[0] == "encoders" else str(loc[0])
+        names = registry.names(kind) if kind in ("store", "encoder", "fusion", "scorer") else []
+        return f"missing required key 'plugin'; known {kind} plugins: {_known(names)}"
+    return _describe(error, PolyrecConfig)
 
 
 def _component(
@@ -98,13 +148,18 @@ def _component(
     try:
         cls = registry.get(kind, slot.plugin)
     except UnknownComponentError as exc:
-        raise ConfigError([(f"{key}.plugin", str(exc))]) from None
+        raise ConfigError([(f"{key}.plugin", _unknown_plugin(exc))]) from None
     try:
         config = cls.Config(**slot.params)
     except ValidationError as exc:
-        known = sorted(cls.Config.model_fields)
-        raise ConfigError([(_loc(key, e["loc"]), _describe(e, known, slot.plugin)) for e in exc.errors()]) from None
+        owner = f" for {kind} plugin {slot.plugin!r}"
+        problems = [(_key(key, tuple(e["loc"])), _describe(e, cls.Config, owner)) for e in exc.errors()]
+        raise ConfigError(problems) from None
     return ComponentSpec(key, kind, slot.plugin, _anchor_paths(config, base_dir), field)
+
+
+def _unknown_plugin(exc: UnknownComponentError) -> str:
+    return f"unknown {exc.kind} plugin {exc.name!r}; {_suggest(exc.name, exc.known)}known: {_known(exc.known)}"
 
 
 def _anchor_paths(config: ComponentConfig, base_dir: Path | None) -> ComponentConfig:
@@ -120,15 +175,25 @@ def _anchor_paths(config: ComponentConfig, base_dir: Path | None) -> ComponentCo
 
 
 def resolve_config(
-    raw: dict[str, Any] | PolyrecConfig, registry: Registry, source: str | Path | None = None
+    raw: dict[str, Any] | PolyrecConfig,
+    registry: Registry,
+    source: str | Path | None = None,
+    *,
+    base_dir: str | Path | None = None,
 ) -> ResolvedConfig:
-    """Validate ``raw`` against the registry; collect every problem before raising."""
+    """Validate ``raw`` against the registry; collect every problem before raising.
+
+    Relative ``Path`` parameters are anchored at ``base_dir`` (default: the directory of
+    ``source``, the file the mapping came from); with neither they stay as written.
+    """
     source_path = Path(source) if source is not None else None
     label = str(source) if source is not None else None
-    settings = raw if isinstance(raw, PolyrecConfig) else _settings(raw, label)
-    base_dir = source_path.parent if source_path is not None else None
+    settings = raw if isinstance(raw, PolyrecConfig) else _settings(raw, label, registry)
+    if base_dir is None and source_path is not None:
+        base_dir = source_path.parent
+    anchor = Path(base_dir) if base_dir is not None else None
     problems: list[tuple[str, str]] = []
-    specs: dict[str, Any] = {}
+    specs: dict[str, ComponentSpec] = {}
     slots: list[tuple[str, str, Slot, str | None]] = [("store", "store", settings.store, None)]
     slots += [
         ("encoder", f"encoders.{name}", slot, settings.encoder_field(name)) for name, slot in settings.encoders.items()
@@ -136,7 +201,7 @@ def resolve_config(
     slots += [("fusion", "fusion", settings.fusion, None), ("scorer", "scorer", settings.scorer, None)]
     for kind, key, slot, field in slots:
         try:
-            specs[key] = _component(registry, kind, key, slot, base_dir, field)
+            specs[key] = _component(registry, kind, key, slot, anchor, field)
         except ConfigError as exc:
             problems += exc.problems
     if problems:

@@ -12,8 +12,7 @@ import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points, version
-from types import ModuleType
+from importlib.metadata import EntryPoint, entry_points, version
 
 import pluggy
 
@@ -27,6 +26,7 @@ __all__ = [
     "PluginOrigin",
     "PolyrecPluginManager",
     "build_plugin_manager",
+    "polyrec_version",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,15 +68,30 @@ class PluginOrigin:
 class PolyrecPluginManager(pluggy.PluginManager):
     """A pluggy manager that remembers each plugin's origin and every load failure."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, strict: bool = False) -> None:
         super().__init__(PROJECT_NAME)
         self.add_hookspecs(hookspecs)
+        self.strict = strict
         self.origins: dict[str, PluginOrigin] = {}
         self.failures: list[PluginLoadError] = []
 
     def register_plugin(self, plugin: object, name: str, distribution: str, dist_version: str) -> None:
         self.register(plugin, name=name)
         self.origins[name] = PluginOrigin(name, distribution, dist_version)
+
+    def origin(self, name: str) -> PluginOrigin:
+        return self.origins.get(name, PluginOrigin(name, "?", ""))
+
+    def report_failure(self, name: str, distribution: str | None, exc: BaseException) -> None:
+        """Record a broken plugin and warn; in strict mode raise :class:`PluginLoadError` instead."""
+        error = PluginLoadError(name, distribution, exc)
+        if self.strict:
+            raise error from exc
+        self.failures.append(error)
+        log.info("%s; skipped", error)  # the warning below is what users see
+        warnings.warn(
+            f"{error}; skipped (set POLYREC_STRICT_PLUGINS=1 to fail instead)", PluginLoadWarning, stacklevel=3
+        )
 
 
 def _flag(name: str) -> bool:
@@ -88,20 +103,12 @@ def _disabled_from_env() -> set[str]:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
-def _polyrec_version() -> str:
+def polyrec_version() -> str:
+    """The installed polyrec version (``0+unknown`` when running from an uninstalled tree)."""
     try:
         return version("polyrec")
-    except Exception:  # running from a source tree that is not installed
+    except Exception:
         return "0+unknown"
-
-
-def _fail(pm: PolyrecPluginManager, name: str, dist: str | None, exc: BaseException, strict: bool) -> None:
-    error = PluginLoadError(name, dist, exc)
-    if strict:
-        raise error from exc
-    pm.failures.append(error)
-    log.warning("%s; skipped", error)
-    warnings.warn(f"{error}; skipped (set POLYREC_STRICT_PLUGINS=1 to fail instead)", PluginLoadWarning, stacklevel=3)
 
 
 def build_plugin_manager(
@@ -115,38 +122,47 @@ def build_plugin_manager(
     """Return a new plugin manager with built-ins, ``extra`` objects and entry points.
 
     Defaults come from the environment: ``POLYREC_STRICT_PLUGINS=1`` re-raises load
-    errors, ``POLYREC_DISABLE_PLUGINS=a,b`` skips plugins by name (module path or entry
-    point name), ``POLYREC_NO_ENTRY_POINTS=1`` turns entry-point loading off.
+    errors, ``POLYREC_DISABLE_PLUGINS=a,b`` skips plugins by name (module path, its last
+    part, entry point name or distribution name), ``POLYREC_NO_ENTRY_POINTS=1`` turns
+    entry-point loading off.
     """
     strict = _flag("POLYREC_STRICT_PLUGINS") if strict is None else strict
     if load_entry_points is None:
         load_entry_points = not _flag("POLYREC_NO_ENTRY_POINTS")
     skip = _disabled_from_env() if disabled is None else set(disabled)
-    pm = PolyrecPluginManager()
-    own_version = _polyrec_version()
+    pm = PolyrecPluginManager(strict=strict)
+    own_version = polyrec_version()
     for module_name in builtins:
         if module_name in skip or module_name.rsplit(".", 1)[-1] in skip:
             continue
         try:
-            module: ModuleType = importlib.import_module(module_name)
-            pm.register_plugin(module, module_name, "polyrec", own_version)
+            pm.register_plugin(importlib.import_module(module_name), module_name, "polyrec", own_version)
         except Exception as exc:
-            _fail(pm, module_name, "polyrec", exc, strict)
+            pm.report_failure(module_name, "polyrec", exc)
     for name, plugin in extra:
         if name not in skip:
             pm.register_plugin(plugin, name, "(in-process)", "")
     if load_entry_points:
-        _load_entry_points(pm, skip, strict)
+        _load_entry_points(pm, skip)
     return pm
 
 
-def _load_entry_points(pm: PolyrecPluginManager, skip: set[str], strict: bool) -> None:
+def _load_entry_points(pm: PolyrecPluginManager, skip: set[str]) -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in skip or pm.has_plugin(ep.name):
+        dist, dist_version = _distribution_of(ep)
+        if ep.name in skip or (dist is not None and dist in skip):
             continue
-        dist = ep.dist.name if ep.dist else None
         try:
-            plugin = ep.load()
-            pm.register_plugin(plugin, ep.name, dist or "?", ep.dist.version if ep.dist else "")
+            if pm.has_plugin(ep.name):
+                taken = pm.origin(ep.name).distribution
+                raise ValueError(f"the plugin name {ep.name!r} is already taken by distribution {taken!r}")
+            pm.register_plugin(ep.load(), ep.name, dist or "?", dist_version)
         except Exception as exc:
-            _fail(pm, ep.name, dist, exc, strict)
+            pm.report_failure(ep.name, dist, exc)
+
+
+def _distribution_of(ep: EntryPoint) -> tuple[str | None, str]:
+    dist = ep.dist
+    if dist is None:
+        return None, ""
+    return dist.name, dist.version

@@ -1,0 +1,363 @@
+"""Read datasets into a :class:`Dataset`: RecBole atomic files, GroupLens files, generic tables.
+
+Every loader keeps the file's line order in ``Dataset.events`` (protocols break
+timestamp ties by it) and the item file's order in ``Dataset.items``.
+
+RecBole atomic files (``<name>.inter``, ``<name>.item``, ``<name>.user``; a tab-separated
+header of ``name:type``): ids come from ``user_id`` / ``item_id``, time from ``timestamp``
+(absent: every event gets 0 and file order decides), the event value from ``rating``
+(absent: 1.0). Item fields keep their declared type: ``token`` -> str, ``float`` -> float,
+``float_seq`` -> list of floats. A ``token_seq`` field ``f`` (space-separated tokens) becomes
+two fields: ``f``, the text as written (what a text encoder reads), and ``f_tokens``, the
+list of tokens (what tag filters such as ``{"f_tokens": "Comedy"}`` match). Empty values
+are left out, so the field is missing for that item.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from polyrec.contracts import ColumnMapping, Item
+from polyrec.engine.evaluate.dataset import Dataset, events_frame
+
+__all__ = [
+    "GROUPLENS_GENRES",
+    "TABLE_SUFFIXES",
+    "load_dataset",
+    "load_recbole",
+    "load_grouplens",
+    "load_generic",
+    "read_atomic_file",
+    "read_table",
+]
+
+#: Genre order of the 19 flags in GroupLens ``u.item`` (used when ``u.genre`` is absent).
+GROUPLENS_GENRES: tuple[str, ...] = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+
+#: Generic table formats, by file suffix.
+TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+
+RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+# --- RecBole atomic files -------------------------------------------------------------
+
+
+def read_atomic_file(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Read one atomic file as strings; return the table (columns renamed to bare names) and name -> type."""
+    with path.open(encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\r\n").split("\t")
+    types: dict[str, str] = {}
+    for column in header:
+        name, sep, kind = column.partition(":")
+        if not sep or kind not in RECBOLE_TYPES:
+            raise ValueError(f"{path}: header column {column!r} is not 'name:type' with type in {RECBOLE_TYPES}")
+        types[name] = kind
+    frame = pd.read_csv(
+        path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, encoding="utf-8", header=0
+    )
+    frame.columns = list(types)
+    return frame, types
+
+
+def _atomic_value(raw: str, kind: str) -> Any:
+    if kind == "float":
+        return float(raw)
+    if kind == "float_seq":
+        return [float(part) for part in raw.split()]
+    return raw  # token and token_seq keep the text as written
+
+
+def _atomic_items(path: Path) -> list[Item]:
+    frame, types = read_atomic_file(path)
+    if "item_id" not in types:
+        raise ValueError(f"{path}: no 'item_id' column; columns: {list(types)}")
+    columns = [name for name in types if name != "item_id"]
+    items = []
+    for row in frame.itertuples(index=False, name=None):
+        record = dict(zip(frame.columns, row))
+        fields: dict[str, Any] = {}
+        for name in columns:
+            raw = record[name].strip()
+            if not raw:
+                continue
+            fields[name] = _atomic_value(raw, types[name])
+            if types[name] == "token_seq":
+                fields[f"{name}_tokens"] = raw.split()
+        items.append(Item(id=record["item_id"], fields=fields))
+    return items
+
+
+def _atomic_events(path: Path) -> pd.DataFrame:
+    frame, types = read_atomic_file(path)
+    missing = [name for name in ("user_id", "item_id") if name not in types]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; columns: {list(types)}")
+    timestamps = frame["timestamp"].astype(float) if "timestamp" in types else np.zeros(len(frame))
+    values = frame["rating"].astype(float) if "rating" in types else None
+    return events_frame(frame["user_id"], frame["item_id"], timestamps, values)
+
+
+def _recbole_stem(path: Path) -> Path | None:
+    """``dir/name`` for a ``.inter`` file, a stem, or a directory holding one dataset."""
+    if path.suffix == ".inter" and path.is_file():
+        return path.with_suffix("")
+    if path.with_name(path.name + ".inter").is_file():
+        return path
+    if path.is_dir():
+        if (path / f"{path.name}.inter").is_file():
+            return path / path.name
+        inter = sorted(path.glob("*.inter"))
+        if len(inter) == 1:
+            return inter[0].with_suffix("")
+    return None
+
+
+def load_recbole(path: str | Path) -> Dataset:
+    """Load RecBole atomic files from a directory, a file stem or the ``.inter`` file."""
+    stem = _recbole_stem(Path(path))
+    if stem is None:
+        raise FileNotFoundError(f"no RecBole dataset at {path}: expected NAME.inter (and NAME.item, NAME.user)")
+    events = _atomic_events(stem.with_name(stem.name + ".inter"))
+    item_file = stem.with_name(stem.name + ".item")
+    items = _atomic_items(item_file) if item_file.is_file() else []
+    user_file = stem.with_name(stem.name + ".user")
+    users = read_atomic_file(user_file)[0] if user_file.is_file() else None
+    return _finish(Dataset(stem.name, items, events, users, stem.parent))
+
+
+# --- GroupLens files --------------------------------------------------------------------
+
+
+def _year(text: str) -> int | None:
+    match = re.search(r"(\d{4})\)?\s*$", text)
+    return int(match.group(1)) if match else None
+
+
+def _grouplens_genres(directory: Path) -> list[str]:
+    path = directory / "u.genre"
+    if not path.is_file():
+        return list(GROUPLENS_GENRES)
+    pairs = [line.rsplit("|", 1) for line in path.read_text(encoding="latin-1").splitlines() if "|" in line]
+    return [name for name, _ in sorted(pairs, key=lambda pair: int(pair[1]))]
+
+
+def _grouplens_100k_items(directory: Path) -> list[Item]:
+    path = directory / "u.item"
+    if not path.is_file():
+        return []
+    genres = _grouplens_genres(directory)
+    items = []
+    with path.open(encoding="latin-1", newline="") as handle:
+        for line_no, row in enumerate(csv.reader(handle, delimiter="|", quoting=csv.QUOTE_NONE), start=1):
+            if not row:
+                continue
+            if len(row) != 5 + len(genres):
+                raise ValueError(f"{path}:{line_no}: expected {5 + len(genres)} '|'-separated columns, got {len(row)}")
+            item_id, title, released, video_released, url = row[:5]
+            fields: dict[str, Any] = {"title": title, "genres": [g for g, flag in zip(genres, row[5:]) if flag == "1"]}
+            extra = {"release_date": released, "video_release_date": video_released, "imdb_url": url}
+            fields.update({key: value for key, value in extra.items() if value})
+            if released and _year(released):
+                fields["year"] = _year(released)
+            items.append(Item(id=item_id, fields={k: v for k, v in fields.items() if v != ""}))
+    return items
+
+
+def _grouplens_latest_items(path: Path) -> list[Item]:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    items = []
+    for movie_id, title, genres in frame[["movieId", "title", "genres"]].itertuples(index=False, name=None):
+        names = [] if genres == "(no genres listed)" else [g for g in genres.split("|") if g]
+        fields: dict[str, Any] = {"title": title, "genres": names}
+        if _year(title):
+            fields["year"] = _year(title)
+        items.append(Item(id=movie_id, fields=fields))
+    return items
+
+
+def load_grouplens(path: str | Path) -> Dataset:
+    """Load GroupLens MovieLens files: ``u.data`` + ``u.item`` (100k) or ``ratings.csv`` + ``movies.csv``.
+
+    Items get ``title``, ``genres`` (a list), ``year`` (int, from the release date or the
+    title's "(1995)") and, for 100k, ``release_date`` and ``imdb_url``.
+    """
+    directory = Path(path)
+    if (directory / "u.data").is_file():
+        raw = pd.read_csv(
+            directory / "u.data", sep="\t", header=None, names=["user", "item", "rating", "ts"], dtype=str
+        )
+        events = events_frame(raw["user"], raw["item"], raw["ts"].astype(float), raw["rating"].astype(float))
+        return _finish(Dataset(directory.name, _grouplens_100k_items(directory), events, source=directory))
+    if (directory / "ratings.csv").is_file():
+        raw = pd.read_csv(directory / "ratings.csv", dtype={"userId": str, "movieId": str})
+        events = events_frame(raw["userId"], raw["movieId"], raw["timestamp"], raw["rating"])
+        movies = directory / "movies.csv"
+        items = _grouplens_latest_items(movies) if movies.is_file() else []
+        return _finish(Dataset(directory.name, items, events, source=directory))
+    raise FileNotFoundError(f"no GroupLens dataset at {path}: expected u.data (+ u.item) or ratings.csv (+ movies.csv)")
+
+
+# --- generic tables -------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{line_no}: not valid JSON: {exc.msg}") from None
+    return pd.DataFrame(rows)
+
+
+def read_table(path: Path, id_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a CSV/TSV/JSONL/Parquet file; ``id_columns`` are read as strings where the format allows."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=dict.fromkeys(id_columns, str))
+    if suffix in (".jsonl", ".json"):
+        return _read_jsonl(path)
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    raise ValueError(f"{path}: unsupported table format {suffix!r}; use one of {', '.join(TABLE_SUFFIXES)}")
+
+
+def _require(frame: pd.DataFrame, path: Path, columns: dict[str, str]) -> None:
+    missing = [f"{column!r} (columns.{role})" for role, column in columns.items() if column not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column {', '.join(missing)}; the file has {list(frame.columns)}; "
+            "map your names in the config's [columns] table"
+        )
+
+
+def _cell_present(value: Any) -> bool:
+    if isinstance(value, list | tuple | dict | np.ndarray):
+        return True
+    return not pd.isna(value)
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def _table_items(path: Path, columns: ColumnMapping) -> list[Item]:
+    frame = read_table(path, (columns.item_id,))
+    _require(frame, path, {"item_id": columns.item_id})
+    items = []
+    for record in frame.to_dict("records"):
+        fields = {k: _plain(v) for k, v in record.items() if k != columns.item_id and _cell_present(v)}
+        items.append(Item(id=record[columns.item_id], fields=fields))
+    return items
+
+
+def _seconds(series: pd.Series, path: Path, column: str) -> np.ndarray:
+    """Timestamps as seconds since the epoch: numbers as they are, date strings parsed (UTC)."""
+    numeric = pd.to_numeric(series, errors="coerce")
+    if numeric.notna().all():
+        return numeric.to_numpy(dtype=np.float64)
+    try:
+        parsed = pd.to_datetime(series, utc=True, format="mixed")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: column {column!r} (columns.timestamp) is neither numbers nor dates: {exc}") from None
+    if parsed.isna().any():
+        row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise ValueError(f"{path}: column {column!r} (columns.timestamp) is empty on data row {row + 1}")
+    return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+
+
+def _table_events(path: Path, columns: ColumnMapping) -> pd.DataFrame:
+    frame = read_table(path, (columns.user, columns.item))
+    roles = {"user": columns.user, "item": columns.item, "timestamp": columns.timestamp}
+    roles |= {role: name for role, name in (("value", columns.value), ("kind", columns.kind)) if name}
+    _require(frame, path, roles)
+    for role in ("user", "item"):
+        empty = frame[roles[role]].isna().to_numpy()
+        if empty.any():
+            row = int(np.flatnonzero(empty)[0])
+            raise ValueError(f"{path}: column {roles[role]!r} (columns.{role}) is empty on data row {row + 1}")
+    values = frame[columns.value].astype(float) if columns.value else None
+    kinds = frame[columns.kind] if columns.kind else None
+    timestamps = _seconds(frame[columns.timestamp], path, columns.timestamp)
+    return events_frame(frame[columns.user], frame[columns.item], timestamps, values, kinds)
+
+
+def load_generic(items: str | Path, events: str | Path, columns: ColumnMapping | None = None) -> Dataset:
+    """Load an items table and an events table (CSV/TSV/JSONL/Parquet) named by ``columns``."""
+    columns = columns or ColumnMapping()
+    items_path, events_path = Path(items), Path(events)
+    name = events_path.parent.name or events_path.stem
+    dataset = Dataset(name, _table_items(items_path, columns), _table_events(events_path, columns))
+    dataset.source = events_path.parent
+    return _finish(dataset)
+
+
+def _named_table(directory: Path, stem: str) -> Path | None:
+    found = [directory / f"{stem}{suffix}" for suffix in TABLE_SUFFIXES if (directory / f"{stem}{suffix}").is_file()]
+    if len(found) > 1:
+        raise ValueError(f"{directory}: several {stem}.* files ({', '.join(p.name for p in found)}); keep one")
+    return found[0] if found else None
+
+
+# --- detection --------------------------------------------------------------------------
+
+
+def _detect(path: Path, columns: ColumnMapping | None) -> Callable[[], Dataset] | None:
+    if _recbole_stem(path) is not None:
+        return lambda: load_recbole(path)
+    if path.is_dir() and ((path / "u.data").is_file() or (path / "ratings.csv").is_file()):
+        return lambda: load_grouplens(path)
+    if path.is_dir():
+        items, events = _named_table(path, "items"), _named_table(path, "events")
+        if items and events:
+            return lambda: load_generic(items, events, columns)
+    return None
+
+
+def load_dataset(path: str | Path, columns: ColumnMapping | None = None) -> Dataset:
+    """Load the dataset at ``path``, detecting its format.
+
+    ``path`` is a RecBole dataset (directory, file stem or ``.inter`` file), a GroupLens
+    directory (``u.data`` or ``ratings.csv``), or a directory with ``items.*`` and
+    ``events.*`` tables (CSV/TSV/JSONL/Parquet) whose column names ``columns`` gives.
+    """
+    path = Path(path)
+    loader = _detect(path, columns)
+    if loader is None:
+        raise FileNotFoundError(
+            f"no dataset found at {path}: expected RecBole atomic files (NAME.inter, NAME.item), GroupLens files "
+            "(u.data + u.item, or ratings.csv + movies.csv) or items.* + events.* tables"
+        )
+    return loader()
+
+
+def _finish(dataset: Dataset) -> Dataset:
+    """Check what the protocols rely on; note events whose item has no row in the item file."""
+    known = set(dataset.item_ids)
+    if len(known) != len(dataset.items):
+        seen: set[str] = set()
+        duplicate = next(item.id for item in dataset.items if item.id in seen or seen.add(item.id))
+        raise ValueError(f"dataset {dataset.name!r}: item id {duplicate!r} appears more than once in the item file")
+    if dataset.items:
+        unknown = ~dataset.events["item"].isin(known)
+        if unknown.any():
+            dataset.notes.append(
+                f"{int(unknown.sum())} events name {dataset.events.loc[unknown, 'item'].nunique()} items "
+                "missing from the item file; those items cannot be ranked (a held-out one counts as a miss)"
+            )
+    return dataset

@@ -1,0 +1,429 @@
+"""The ingest pipeline: chunk -> per-field vectors (cached or encoded) -> fused item vectors.
+
+Per chunk:
+
+1. every encoder slot takes its value from each item (a missing value is not an error:
+   the slot is listed in the item's ``_missing``) and hashes it;
+2. items whose *item hash* (field content hashes + metadata) equals the stored one are
+   skipped outright: re-ingesting an unchanged catalog costs one batch read per chunk;
+3. for the others, each slot reuses stored vectors with the same content hash and
+   encodes the rest (see :class:`~polyrec.engine.encoding.FieldEncoder`);
+4. the fields of each item are fused and written to ``items`` with the item's metadata.
+
+An item with no field vector at all is a failure (unless its fields already failed
+individually, which are reported instead). :func:`refuse` re-fuses every item from the
+stored field vectors, without encoding: after a fusion change or a fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyrec.contracts import Collection, Item, ItemError, ItemFailure, NotFittedError, VectorRecord
+from polyrec.engine.assembly import Assembly
+from polyrec.engine.encoding import HASH_KEY, FieldEncoder
+from polyrec.engine.ingest import ItemChunk, is_missing
+from polyrec.engine.layout import ITEMS, MISSING_KEY, RESERVED_KEYS
+
+__all__ = [
+    "IngestReport",
+    "IngestPipeline",
+    "item_metadata",
+    "item_hash",
+    "catalog",
+    "refuse",
+]
+
+#: modalities whose string values are file paths, resolved against the catalog file's folder
+MEDIA_MODALITIES = frozenset({"image", "audio", "video"})
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. ``failures`` name the item, the field and the plugin."""
+
+    stored: int = 0
+    unchanged: int = 0
+    pending: int = 0
+    encoded: int = 0
+    cached: int = 0
+    failures: list[ItemFailure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Items of this ingest that are in the store now (written or already up to date)."""
+        return self.stored + self.unchanged + self.pending
+
+    def add(self, other: IngestReport) -> None:
+        self.stored += other.stored
+        self.unchanged += other.unchanged
+        self.pending += other.pending
+        self.encoded += other.encoded
+        self.cached += other.cached
+        self.failures.extend(other.failures)
+
+    def failure_counts(self) -> Counter[tuple[str | None, str | None]]:
+        """Failures per ``(field, plugin)``."""
+        return Counter((failure.field, failure.plugin) for failure in self.failures)
+
+    def summary(self, max_messages: int = 10) -> str:
+        lines = [
+            f"stored {self.stored} items, {self.unchanged} unchanged, {len(self.failures)} failures "
+            f"({self.encoded} field values encoded, {self.cached} reused from cache) in {self.seconds:.1f}s"
+        ]
+        if self.pending:
+            lines.append(f"{self.pending} items wait for `polyrec fit`: the fusion is trainable and not fitted yet")
+        for (field_name, plugin), count in sorted(self.failure_counts().items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {count:>6} failed  field={field_name or '-'}  plugin={plugin or '-'}")
+        for failure in self.failures[:max_messages]:
+            lines.append(f"  {failure}")
+        if len(self.failures) > max_messages:
+            lines.append(f"  ... and {len(self.failures) - max_messages} more")
+        return "\n".join(lines)
+
+
+def _filterable(value: Any) -> Any:
+    """Scalars and lists of strings are kept as metadata; bytes, arrays, images are not."""
+    if is_missing(value):
+        return None
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple) and value and all(isinstance(element, str) for element in value):
+        return list(value)
+    return None
+
+
+def item_metadata(item: Item) -> dict[str, Any]:
+    """The item's filterable metadata (keys starting with ``_`` are reserved)."""
+    metadata = {}
+    for key, value in item.fields.items():
+        kept = None if key.startswith("_") else _filterable(value)
+        if kept is not None:
+            metadata[key] = kept
+    return metadata
+
+
+def item_hash(field_hashes: Mapping[str, str | None], metadata: Mapping[str, Any]) -> str:
+    """What decides whether an item changed: each slot's content hash and the metadata."""
+    payload = {"fields": {slot: field_hashes[slot] or "-" for slot in sorted(field_hashes)}, "metadata": metadata}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _public(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in metadata.items() if key not in RESERVED_KEYS}
+
+
+@dataclass
+class _ChunkPlan:
+    """The hashed values of one chunk, per slot."""
+
+    items: list[Item]
+    metadata: dict[str, dict[str, Any]]
+    values: dict[str, dict[str, Any]]
+    hashes: dict[str, dict[str, str]]
+    failures: list[ItemFailure]
+
+    def item_hash(self, item_id: str, stored: Mapping[str, set[str]] | None = None) -> str:
+        """Item hash from the current hashes; with ``stored``, only of the slots that got a vector."""
+        hashes = {
+            slot: slot_hashes.get(item_id) if stored is None or item_id in stored[slot] else None
+            for slot, slot_hashes in self.hashes.items()
+        }
+        return item_hash(hashes, self.metadata[item_id])
+
+
+class IngestPipeline:
+    """Runs chunks of items through the encoders, the cache, the fusion and the store."""
+
+    def __init__(self, assembly: Assembly, *, rebuild: bool = False, base_dir: Path | None = None) -> None:
+        self.assembly = assembly
+        self.layout = assembly.layout
+        self.encoders = [fe for fe in assembly.encoders.values() if fe.usable]
+        self.rebuild = rebuild
+        self.base_dir = base_dir
+
+    def run(self, chunks: Iterable[ItemChunk], progress: Callable[[int], Any] | None = None) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        for chunk in chunks:
+            report.failures.extend(chunk.failures)
+            if chunk.items:
+                report.add(self.ingest_chunk(chunk.items))
+            if progress is not None:
+                progress(len(chunk.items) + len(chunk.failures))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- one chunk -----------------------------------------------------------------------
+
+    def _value(self, encoder: FieldEncoder, item_id: str, fields: Mapping[str, Any]) -> Any | None:
+        value = encoder.value_of(item_id, fields)
+        if self.base_dir is not None and isinstance(value, str) and encoder.encoder.modality in MEDIA_MODALITIES:
+            candidate = self.base_dir / value
+            if "://" not in value and not Path(value).is_absolute() and candidate.exists():
+                return candidate
+        return value
+
+    def plan(self, items: Sequence[Item]) -> _ChunkPlan:
+        unique = list({item.id: item for item in items}.values())  # a repeated id: the last one wins
+        plan = _ChunkPlan(unique, {item.id: item_metadata(item) for item in unique}, {}, {}, [])
+        settings = self.assembly.settings
+        # derived fields (e.g. one text composed of title, genres and year) are encoded, not stored
+        fields = {
+            item.id: settings.with_derived_fields(item.fields) if settings.derived else item.fields for item in unique
+        }
+        for encoder in self.encoders:
+            values = {
+                item.id: value
+                for item in unique
+                if (value := self._value(encoder, item.id, fields[item.id])) is not None
+            }
+            hashes, failures = encoder.hash_values(values)
+            plan.values[encoder.slot] = values
+            plan.hashes[encoder.slot] = hashes
+            plan.failures += failures
+        return plan
+
+    def ingest_chunk(self, items: Sequence[Item]) -> IngestReport:
+        plan = self.plan(items)
+        report = IngestReport(failures=list(plan.failures))
+        items_collection = self.layout.items(rebuild=self.rebuild)
+        previous = {record.id: record.metadata.get(HASH_KEY) for record in items_collection.get(list(plan.metadata))}
+        changed = []
+        for item in plan.items:
+            if previous.get(item.id) == plan.item_hash(item.id):
+                report.unchanged += 1
+                report.cached += sum(item.id in values for values in plan.values.values())
+            else:
+                changed.append(item.id)
+        if not changed:
+            return report
+        vectors = {
+            encoder.slot: self._encode_slot(encoder, plan, changed, previous, report) for encoder in self.encoders
+        }
+        self._fuse_and_store(plan, changed, vectors, previous, report)
+        return report
+
+    def _encode_slot(
+        self,
+        encoder: FieldEncoder,
+        plan: _ChunkPlan,
+        changed: Sequence[str],
+        previous: Mapping[str, Any],
+        report: IngestReport,
+    ) -> dict[str, np.ndarray]:
+        hashes = {
+            item_id: plan.hashes[encoder.slot][item_id] for item_id in changed if item_id in plan.hashes[encoder.slot]
+        }
+        collection = self.layout.field(encoder, rebuild=self.rebuild)
+        vectors = FieldEncoder.cached(collection, hashes)
+        report.cached += len(vectors)
+        todo = {item_id: plan.values[encoder.slot][item_id] for item_id in hashes if item_id not in vectors}
+        if todo:
+            fresh, failures = encoder.encode_values(todo, collection.dim)
+            report.encoded += len(fresh)
+            report.failures += failures
+            vectors.update(fresh)
+        # cached vectors are written again too: the item's metadata may be what changed
+        records = [
+            VectorRecord(id=item_id, vector=vector, metadata={**plan.metadata[item_id], HASH_KEY: hashes[item_id]})
+            for item_id, vector in vectors.items()
+        ]
+        before = len(report.failures)
+        upsert_isolating(collection, records, report.failures)
+        rejected = {failure.item_id for failure in report.failures[before:]}
+        vectors = {item_id: vector for item_id, vector in vectors.items() if item_id not in rejected}
+        stale = [item_id for item_id in changed if item_id in previous and item_id not in vectors]
+        if stale:
+            collection.delete(stale)
+        return vectors
+
+    def _fuse_and_store(
+        self,
+        plan: _ChunkPlan,
+        changed: Sequence[str],
+        vectors: Mapping[str, Mapping[str, np.ndarray]],
+        previous: Mapping[str, Any],
+        report: IngestReport,
+    ) -> None:
+        failed_ids = {failure.item_id for failure in report.failures}
+        fields, present = field_matrices(self.layout.field_dims(), changed, vectors)
+        has_any = np.any(np.stack(list(present.values())), axis=0) if present else np.zeros(len(changed), bool)
+        keep = [i for i, item_id in enumerate(changed) if has_any[i]]
+        dropped = [item_id for i, item_id in enumerate(changed) if not has_any[i]]
+        for item_id in dropped:
+            if item_id not in failed_ids:
+                report.failures.append(ItemFailure(item_id=item_id, reason=self._nothing_to_encode()))
+        stale = [item_id for item_id in dropped if item_id in previous]
+        if stale:
+            self.layout.items().delete(stale)
+        if not keep:
+            return
+        stored_slots = {slot: set(slot_vectors) for slot, slot_vectors in vectors.items()}
+        ids = [changed[i] for i in keep]
+        metadata = [{**plan.metadata[item_id], HASH_KEY: plan.item_hash(item_id, stored_slots)} for item_id in ids]
+        try:
+            report.stored += store_fused(
+                self.assembly,
+                ids,
+                {slot: matrix[keep] for slot, matrix in fields.items()},
+                {slot: mask[keep] for slot, mask in present.items()},
+                metadata,
+                report.failures,
+            )
+        except NotFittedError:
+            # a fusion that cannot fuse before its fit: field vectors are stored, fit fuses them
+            report.pending += len(ids)
+
+    def _nothing_to_encode(self) -> str:
+        slots = {fe.slot: fe.field for fe in self.assembly.encoders.values()}
+        waiting = [fe.plugin for fe in self.assembly.encoders.values() if not fe.usable]
+        reason = f"no encodable field: none of the fields {sorted(set(slots.values()))} has a usable value"
+        if waiting:
+            reason += f" (encoder {', '.join(waiting)} gives vectors only after `polyrec fit`; ingest again then)"
+        return reason
+
+
+def field_matrices(
+    dims: Mapping[str, int], ids: Sequence[str], vectors: Mapping[str, Mapping[str, np.ndarray]]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per slot: ``(n, dim)`` vectors (zero rows where absent) and the present mask.
+
+    A slot without vectors (an encoder waiting for fit) is all absent; an all-zero vector
+    is absent too: the encoder's way of saying "no signal" for that item.
+    """
+    fields: dict[str, np.ndarray] = {}
+    present: dict[str, np.ndarray] = {}
+    for slot, dim in dims.items():
+        matrix = np.zeros((len(ids), dim), dtype=np.float32)
+        slot_vectors = vectors.get(slot, {})
+        for row, item_id in enumerate(ids):
+            vector = slot_vectors.get(item_id)
+            if vector is not None:
+                matrix[row] = vector
+        fields[slot] = matrix
+        present[slot] = np.abs(matrix).sum(axis=1) > 0
+    return fields, present
+
+
+def upsert_isolating(collection: Collection, records: Sequence[VectorRecord], failures: list[ItemFailure]) -> None:
+    """Upsert; when the store rejects the batch for one record, write the others one by one."""
+    if not records:
+        return
+    try:
+        collection.upsert(records)
+    except ItemError:
+        for record in records:
+            try:
+                collection.upsert([record])
+            except ItemError as exc:
+                failures.append(ItemFailure(item_id=record.id, field=exc.field, plugin=exc.plugin, reason=exc.reason))
+
+
+def store_fused(
+    assembly: Assembly,
+    ids: Sequence[str],
+    fields: Mapping[str, np.ndarray],
+    present: Mapping[str, np.ndarray],
+    metadata: Sequence[Mapping[str, Any]],
+    failures: list[ItemFailure],
+) -> int:
+    """Fuse and upsert into ``items``; a non-finite fused row fails its item. Returns rows written."""
+    fusion = assembly.layout.bind_fusion()
+    fused = np.asarray(fusion.fuse(fields, present), dtype=np.float32)
+    finite = np.isfinite(fused).all(axis=1)
+    records = []
+    for row, item_id in enumerate(ids):
+        if not finite[row]:
+            failures.append(ItemFailure(item_id=item_id, plugin=fusion.name, reason="fused vector is not finite"))
+            continue
+        missing = sorted(slot for slot, mask in present.items() if not mask[row])
+        records.append(VectorRecord(id=item_id, vector=fused[row], metadata={**metadata[row], MISSING_KEY: missing}))
+    before = len(failures)
+    upsert_isolating(assembly.layout.items(), records, failures)
+    return len(records) - (len(failures) - before)
+
+
+# -- re-fusing from stored field vectors ---------------------------------------------------
+
+
+def catalog(assembly: Assembly) -> dict[str, dict[str, Any]]:
+    """Every item with at least one stored field vector, with its public metadata."""
+    found: dict[str, dict[str, Any]] = {}
+    for encoder in assembly.encoders.values():
+        if not encoder.usable:
+            continue
+        for batch in assembly.layout.field(encoder).scan():
+            for record in batch:
+                found.setdefault(record.id, _public(record.metadata))
+    return found
+
+
+def _chunks(ids: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def stored_fields(
+    assembly: Assembly, ids: Sequence[str]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, dict[str, str]]]:
+    """Stored field vectors of ``ids`` as matrices + masks, and their content hashes."""
+    vectors: dict[str, dict[str, np.ndarray]] = {}
+    hashes: dict[str, dict[str, str]] = {}
+    for slot, encoder in assembly.encoders.items():
+        if not encoder.usable:  # waiting for fit: absent for every item, and not part of the item hash
+            continue
+        records = assembly.layout.field_records(encoder, ids)
+        vectors[slot] = {item_id: np.asarray(record.vector, dtype=np.float32) for item_id, record in records.items()}
+        hashes[slot] = {item_id: str(record.metadata.get(HASH_KEY, "")) for item_id, record in records.items()}
+    fields, present = field_matrices(assembly.layout.field_dims(), ids, vectors)
+    return fields, present, hashes
+
+
+def refuse(assembly: Assembly, *, chunk_size: int = 1024, drop: bool = False) -> int:
+    """Fuse every item again from its stored field vectors; return how many were written.
+
+    ``drop`` re-creates ``items`` first (the fusion changed: its provenance or dim differ).
+    """
+    items_catalog = catalog(assembly)
+    if drop:
+        assembly.layout.drop(ITEMS)
+    ids = sorted(items_catalog)
+    written = 0
+    failures: list[ItemFailure] = []
+    for chunk in _chunks(ids, chunk_size):
+        fields, present, hashes = stored_fields(assembly, chunk)
+        has_any = np.any(np.stack(list(present.values())), axis=0)
+        keep = np.flatnonzero(has_any)
+        chunk_ids = [chunk[i] for i in keep]
+        metadata = [
+            {
+                **items_catalog[item_id],
+                HASH_KEY: item_hash({slot: hashes[slot].get(item_id) for slot in hashes}, items_catalog[item_id]),
+            }
+            for item_id in chunk_ids
+        ]
+        written += store_fused(
+            assembly,
+            chunk_ids,
+            {slot: matrix[keep] for slot, matrix in fields.items()},
+            {slot: mask[keep] for slot, mask in present.items()},
+            metadata,
+            failures,
+        )
+    return written

@@ -1,0 +1,362 @@
+"""Answering queries: recommend for a user, items similar to an item, search by query.
+
+``recommend``: the user's history (most recent ``retrieval.history_length`` distinct
+items that have a fused vector, oldest first) gives the scorer's query vector; the store
+returns the ``retrieval.candidates`` nearest items (over-fetched by the number of seen
+items, with the metadata filter applied by the store); the scorer re-ranks them and its
+weights become the explanation. ``diversity`` > 0 re-orders by maximal marginal
+relevance (lambda = 1 - diversity) over the candidates' vectors.
+
+Cold users: with no usable history, the most-interacted items of the event log are
+returned (flag ``fallback:popularity``); with no events at all, the items nearest the
+catalog's centroid (flag ``fallback:content``), i.e. its most typical items.
+
+``search``: the fused space mixes the field spaces, so a query is encoded by one encoder
+and searched in that encoder's own collection ``field__<slot>`` (same space, flag
+``field:<slot>``). With a user, the score blends in how well each hit matches the user:
+``(1 - user_weight) * query similarity + user_weight * (fused vector . user query vector)``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyrec.contracts import (
+    AudioClip,
+    Event,
+    History,
+    HistoryWeight,
+    Hit,
+    ItemError,
+    PolyrecError,
+    Recommendation,
+    VectorRecord,
+    matches,
+    validate_filter,
+)
+from polyrec.engine.assembly import Assembly
+from polyrec.engine.encoding import FieldEncoder
+from polyrec.engine.layout import RESERVED_KEYS
+from polyrec.engine.training import item_matrix
+
+__all__ = [
+    "EXPLANATION_SIZE",
+    "DEFAULT_USER_WEIGHT",
+    "QueryError",
+    "Retriever",
+    "mmr",
+    "query_modality",
+]
+
+#: history items listed in a recommendation's explanation
+EXPLANATION_SIZE = 3
+#: weight of the user's taste in a personalised search
+DEFAULT_USER_WEIGHT = 0.3
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".m4a", ".aif", ".aiff"})
+
+
+class QueryError(PolyrecError, ValueError):
+    """A query argument is invalid (k, diversity, filter, field, query type)."""
+
+
+@dataclass
+class _Candidate:
+    id: str
+    score: float
+    vector: np.ndarray
+    metadata: dict[str, Any]
+    explanation: list[HistoryWeight] = field(default_factory=list)
+
+    def to_recommendation(self, flags: Sequence[str]) -> Recommendation:
+        public = {key: value for key, value in self.metadata.items() if key not in RESERVED_KEYS}
+        return Recommendation(
+            item=self.id, score=self.score, explanation=self.explanation, flags=list(flags), metadata=public
+        )
+
+
+def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
+    """Maximal marginal relevance: indices of ``k`` picks trading relevance for novelty.
+
+    Relevance is min-max scaled to [0, 1] so it is comparable with cosine similarity;
+    each pick maximises ``(1 - diversity) * relevance - diversity * max cosine to the picks``.
+    """
+    n = len(relevance)
+    if n == 0:
+        return []
+    span = float(relevance.max() - relevance.min())
+    scaled = (relevance - relevance.min()) / span if span > 0 else np.ones(n)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors, dtype=np.float32), where=norms > 0)
+    picked: list[int] = []
+    closest = np.full(n, -np.inf)
+    for _ in range(min(k, n)):
+        value = scaled if not picked else (1 - diversity) * scaled - diversity * closest
+        value = np.where(np.isin(np.arange(n), picked), -np.inf, value)
+        best = int(np.argmax(value))
+        picked.append(best)
+        closest = np.maximum(closest, unit @ unit[best])
+    return picked
+
+
+def query_modality(query: Any) -> str:
+    """The modality a query value is in: text, image or audio."""
+    if isinstance(query, str | Path):
+        suffix = Path(query).suffix.lower()
+        is_file = Path(query).is_file()
+        if is_file and suffix in IMAGE_SUFFIXES:
+            return "image"
+        if is_file and suffix in AUDIO_SUFFIXES:
+            return "audio"
+        if isinstance(query, str):
+            return "text"
+        raise QueryError(f"cannot tell the modality of {query}: not an existing image or audio file")
+    if isinstance(query, AudioClip):
+        return "audio"
+    if hasattr(query, "mode") and hasattr(query, "size"):  # a PIL image
+        return "image"
+    if isinstance(query, np.ndarray) and query.ndim in (2, 3):
+        return "image"
+    raise QueryError(f"cannot tell the modality of a {type(query).__name__} query: name the field to search")
+
+
+def _check(k: int, diversity: float, filter: Mapping[str, Any] | None) -> None:
+    if not isinstance(k, int | np.integer) or k < 1:
+        raise QueryError(f"k must be a positive integer, got {k!r}")
+    if not 0.0 <= diversity <= 1.0:
+        raise QueryError(f"diversity must be between 0 and 1, got {diversity!r}")
+    try:
+        validate_filter(filter)
+    except ValueError as exc:
+        raise QueryError(f"invalid filter: {exc}") from None
+
+
+class Retriever:
+    """Queries over one engine's collections; caches popularity and the catalog centroid."""
+
+    def __init__(self, assembly: Assembly) -> None:
+        self.assembly = assembly
+        self._popularity: list[tuple[str, int]] | None = None
+        self._centroid: np.ndarray | None = None
+
+    def forget_events(self) -> None:
+        self._popularity = None
+
+    def forget_items(self) -> None:
+        self._centroid = None
+
+    # -- histories -----------------------------------------------------------------------
+
+    def history(self, user: str) -> tuple[History, set[str]]:
+        """The user's usable history and every item the user interacted with."""
+        events = self.assembly.store.events().read(user)
+        seen = {event.item for event in events}
+        latest = _latest_by_item(events)
+        records = {record.id: record for record in self.assembly.layout.items().get(list(latest))}
+        usable = [(item_id, stamp) for item_id, stamp in latest.items() if item_id in records]
+        usable = usable[-self.assembly.settings.retrieval.history_length :]
+        dim = self.assembly.layout.items().dim
+        vectors = (
+            np.stack([np.asarray(records[item_id].vector, np.float32) for item_id, _ in usable])
+            if usable
+            else np.zeros((0, dim), np.float32)
+        )
+        timestamps = np.array([stamp for _, stamp in usable], dtype=np.float64)
+        return History([item_id for item_id, _ in usable], vectors, timestamps), seen
+
+    # -- recommend -----------------------------------------------------------------------
+
+    def recommend(
+        self,
+        user: str,
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+        exclude_seen: bool = True,
+        diversity: float = 0.0,
+    ) -> list[Recommendation]:
+        _check(k, diversity, filter)
+        history, seen = self.history(str(user))
+        excluded = seen if exclude_seen else set()
+        flags = ["diversified"] if diversity > 0 else []
+        if len(history) == 0:
+            return self._cold(k, filter, excluded, diversity, flags)
+        scorer = self.assembly.scorer
+        query = np.asarray(scorer.query_vector(history), np.float32)
+        pool = max(self.assembly.settings.retrieval.candidates, k) + len(excluded)
+        hits = [hit for hit in self.assembly.layout.items().search(query, pool, filter) if hit.id not in excluded]
+        candidates = self._with_vectors(hits)
+        if not candidates:
+            return []
+        scored = scorer.score(history, [c.id for c in candidates], np.stack([c.vector for c in candidates]))
+        for row, candidate in enumerate(candidates):
+            candidate.score = float(scored.scores[row])
+            candidate.explanation = _explain(history, np.asarray(scored.weights)[row])
+        return [c.to_recommendation(flags) for c in _rank(candidates, k, diversity)]
+
+    def _with_vectors(self, hits: Sequence[Hit]) -> list[_Candidate]:
+        records = {record.id: record for record in self.assembly.layout.items().get([hit.id for hit in hits])}
+        return [_candidate(records[hit.id], hit.score) for hit in hits if hit.id in records]
+
+    def _cold(
+        self, k: int, filter: Mapping[str, Any] | None, excluded: set[str], diversity: float, flags: list[str]
+    ) -> list[Recommendation]:
+        pool = k if diversity == 0 else max(k, self.assembly.settings.retrieval.candidates)
+        popular = self._popular(pool, filter, excluded)
+        chosen = [c.to_recommendation([*flags, "fallback:popularity"]) for c in _rank(popular, k, diversity)]
+        if len(chosen) < k:  # no events, or not enough popular items pass the filter
+            taken = excluded | {r.item for r in chosen}
+            typical = self._typical(pool + len(taken), filter, taken)
+            chosen += [
+                c.to_recommendation([*flags, "fallback:content"]) for c in _rank(typical, k - len(chosen), diversity)
+            ]
+        return chosen
+
+    def popularity(self) -> list[tuple[str, int]]:
+        """Items by number of events, most first (ties by id)."""
+        if self._popularity is None:
+            counts = Counter(event.item for event in self.assembly.store.events().read())
+            self._popularity = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
+        return self._popularity
+
+    def _popular(self, n: int, filter: Mapping[str, Any] | None, excluded: set[str]) -> list[_Candidate]:
+        found: list[_Candidate] = []
+        ranked = [(item_id, count) for item_id, count in self.popularity() if item_id not in excluded]
+        for start in range(0, len(ranked), 256):
+            batch = dict(ranked[start : start + 256])
+            for record in self.assembly.layout.items().get(list(batch)):
+                if matches(record.metadata, filter):
+                    found.append(_candidate(record, float(batch[record.id])))
+            if len(found) >= n:
+                break
+        return sorted(found, key=lambda c: -c.score)[:n]
+
+    def _typical(self, n: int, filter: Mapping[str, Any] | None, excluded: set[str]) -> list[_Candidate]:
+        if self._centroid is None:
+            _, vectors = item_matrix(self.assembly)
+            self._centroid = vectors.mean(axis=0) if len(vectors) else None
+        if self._centroid is None:
+            return []
+        hits = [hit for hit in self.assembly.layout.items().search(self._centroid, n, filter) if hit.id not in excluded]
+        return self._with_vectors(hits)
+
+    # -- similar -------------------------------------------------------------------------
+
+    def similar(
+        self, item_id: str, k: int = 10, filter: Mapping[str, Any] | None = None, diversity: float = 0.0
+    ) -> list[Recommendation]:
+        _check(k, diversity, filter)
+        records = self.assembly.layout.items().get([str(item_id)])
+        if not records:
+            raise ItemError(str(item_id), None, None, "not in the store: ingest it first (or check the id)")
+        source = records[0]
+        pool = k + 1 if diversity == 0 else max(k, self.assembly.settings.retrieval.candidates) + 1
+        hits = [h for h in self.assembly.layout.items().search(source.vector, pool, filter) if h.id != source.id]
+        candidates = self._with_vectors(hits)
+        because = [HistoryWeight(item=source.id, weight=1.0)]
+        for candidate in candidates:
+            candidate.explanation = because
+        flags = ["diversified"] if diversity > 0 else []
+        return [c.to_recommendation(flags) for c in _rank(candidates, k, diversity)]
+
+    # -- search --------------------------------------------------------------------------
+
+    def query_encoder(self, query: Any, field: str | None) -> FieldEncoder:
+        """The encoder slot that searches ``query``: the one named, else the first that takes its modality."""
+        encoders = self.assembly.encoders
+        if field is not None:
+            by_field = [fe for fe in encoders.values() if fe.field == field]
+            chosen = encoders.get(field) or (by_field[0] if by_field else None)
+            if chosen is None:
+                known = sorted({*encoders, *(fe.field for fe in encoders.values())})
+                raise QueryError(f"no encoder slot or field {field!r}; known: {', '.join(known)}")
+            return chosen
+        modality = query_modality(query)
+        for fe in encoders.values():
+            if modality in fe.encoder.query_modalities and fe.usable:
+                return fe
+        takes = {fe.slot: list(fe.encoder.query_modalities) for fe in encoders.values()}
+        raise QueryError(f"no configured encoder takes {modality} queries (query modalities by slot: {takes})")
+
+    def search(
+        self,
+        query: Any,
+        k: int = 10,
+        user: str | None = None,
+        field: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        user_weight: float = DEFAULT_USER_WEIGHT,
+    ) -> list[Recommendation]:
+        _check(k, 0.0, filter)
+        if not 0.0 <= user_weight <= 1.0:
+            raise QueryError(f"user_weight must be between 0 and 1, got {user_weight!r}")
+        encoder = self.query_encoder(query, field)
+        if isinstance(query, str) and query_modality(query) != "text":
+            query = Path(query)  # an existing media file named by a string
+        vector = self._encode_query(encoder, query)
+        history = self.history(str(user))[0] if user is not None else None
+        personal = history is not None and len(history) > 0
+        pool = max(k, self.assembly.settings.retrieval.candidates) if personal else k
+        hits = self.assembly.layout.field(encoder).search(vector, pool, filter)
+        flags = [f"field:{encoder.slot}"]
+        if not personal:
+            return [_candidate_from_hit(hit).to_recommendation(flags) for hit in hits[:k]]
+        assert history is not None
+        user_vector = np.asarray(self.assembly.scorer.query_vector(history), np.float32)
+        fused = {record.id: record for record in self.assembly.layout.items().get([hit.id for hit in hits])}
+        candidates = []
+        for hit in hits:
+            candidate = _candidate_from_hit(hit)
+            record = fused.get(hit.id)
+            taste = float(np.asarray(record.vector, np.float32) @ user_vector) if record is not None else 0.0
+            candidate.score = (1 - user_weight) * hit.score + user_weight * taste
+            candidates.append(candidate)
+        candidates.sort(key=lambda c: -c.score)
+        return [c.to_recommendation([*flags, "personalized"]) for c in candidates[:k]]
+
+    def _encode_query(self, encoder: FieldEncoder, query: Any) -> np.ndarray:
+        try:
+            vector = np.asarray(encoder.encoder.encode_query(query), dtype=np.float32).reshape(-1)
+        except NotImplementedError as exc:
+            raise QueryError(f"slot {encoder.slot!r}: {exc}") from None
+        dim = self.assembly.layout.field(encoder).dim
+        if vector.shape != (dim,) or not np.isfinite(vector).all():
+            raise QueryError(
+                f"encoder {encoder.plugin!r} returned a query vector of shape {vector.shape} "
+                f"(finite: {bool(np.isfinite(vector).all())}), expected ({dim},)"
+            )
+        return vector
+
+
+def _latest_by_item(events: Sequence[Event]) -> dict[str, float]:
+    """Distinct items, oldest first by their latest event (ties keep the log's order)."""
+    latest: dict[str, float] = {}
+    for _, event in sorted(enumerate(events), key=lambda pair: (pair[1].timestamp, pair[0])):
+        latest.pop(event.item, None)
+        latest[event.item] = event.timestamp
+    return latest
+
+
+def _candidate(record: VectorRecord, score: float) -> _Candidate:
+    return _Candidate(record.id, score, np.asarray(record.vector, np.float32), dict(record.metadata))
+
+
+def _candidate_from_hit(hit: Hit) -> _Candidate:
+    return _Candidate(hit.id, float(hit.score), np.zeros(0, np.float32), dict(hit.metadata))
+
+
+def _explain(history: History, weights: np.ndarray) -> list[HistoryWeight]:
+    order = np.argsort(-weights, kind="stable")[:EXPLANATION_SIZE]
+    return [HistoryWeight(item=history.item_ids[j], weight=float(weights[j])) for j in order if weights[j] > 0]
+
+
+def _rank(candidates: Sequence[_Candidate], k: int, diversity: float) -> list[_Candidate]:
+    if diversity > 0 and len(candidates) > 1:
+        picks = mmr(np.array([c.score for c in candidates]), np.stack([c.vector for c in candidates]), k, diversity)
+        return [candidates[i] for i in picks]
+    return sorted(candidates, key=lambda c: -c.score)[:k]

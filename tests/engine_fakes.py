@@ -1,0 +1,156 @@
+"""Small, real-behaving test plugins for the engine tests.
+
+``bag-of-words``: a text encoder whose vectors are hashed word counts, so texts sharing
+words are near each other (meaningful rankings without a model). It records every value
+it encodes in :data:`ENCODED`, so tests can count encoder calls. Words with special
+meaning: ``explode`` makes ``encode`` raise for its whole batch, ``nanvalue`` yields a NaN
+row, ``silence`` yields an all-zero row ("no signal").
+
+``co-users``: a trainable behavior encoder reading item ids; after ``fit`` an item's
+vector is the hashed set of users who interacted with it, zero for unseen items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from polyrec.contracts import ComponentConfig, Encoder, Event, Item, NotFittedError, hookimpl
+
+#: every value the bag-of-words encoder encoded, in order (tests clear it)
+ENCODED: list[str] = []
+
+
+def _bucket(token: str, dim: int) -> int:
+    return int.from_bytes(hashlib.sha256(token.encode()).digest()[:4], "little") % dim
+
+
+class BagOfWordsConfig(ComponentConfig):
+    dim: int = Field(default=64, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    salt: str = ""  # stands in for "another model": changes vectors and fingerprint
+
+
+class BagOfWordsEncoder(Encoder):
+    name: ClassVar[str] = "bag-of-words"
+    modality: ClassVar[str] = "text"
+    query_modalities: ClassVar[tuple[str, ...]] = ("text",)
+    Config = BagOfWordsConfig
+    config: BagOfWordsConfig
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def prepare(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, got {type(value).__name__}")
+        if not value.strip():
+            raise ValueError("text is empty")
+        return value
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.zeros(self.config.dim, dtype=np.float32)
+        for token in re.findall(r"\w+", text.lower()):
+            vector[_bucket(self.config.salt + token, self.config.dim)] += 1.0
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm else vector
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        if any("explode" in text for text in batch):
+            raise RuntimeError("boom: cannot encode 'explode'")
+        ENCODED.extend(batch)
+        rows = []
+        for text in batch:
+            if "nanvalue" in text:
+                rows.append(np.full(self.config.dim, np.nan, dtype=np.float32))
+            elif "silence" in text:
+                rows.append(np.zeros(self.config.dim, dtype=np.float32))
+            else:
+                rows.append(self._vector(text))
+        return np.stack(rows) if rows else np.zeros((0, self.config.dim), np.float32)
+
+    def encode_query(self, query: Any) -> np.ndarray:
+        return self._vector(self.prepare(query))
+
+
+class CoUsersConfig(ComponentConfig):
+    dim: int = Field(default=32, gt=0)
+
+
+class CoUsersEncoder(Encoder):
+    name: ClassVar[str] = "co-users"
+    modality: ClassVar[str] = "behavior"
+    reads_item_id: ClassVar[bool] = True
+    trainable: ClassVar[bool] = True
+    Config = CoUsersConfig
+    config: CoUsersConfig
+
+    def __init__(self, config: ComponentConfig | None = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        self.users: dict[str, list[str]] | None = None
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    @property
+    def fingerprint(self) -> str:  # like the built-ins: trained state shows in the fingerprint
+        base = super().fingerprint
+        return base if self.users is None else f"{base}:state={hash(json.dumps(self.users, sort_keys=True))}"
+
+    def fit(self, events: Sequence[Event], items: Sequence[Item]) -> None:
+        users: dict[str, set[str]] = {}
+        for event in events:
+            users.setdefault(event.item, set()).add(event.user)
+        self.users = {item: sorted(names) for item, names in users.items()}
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        if self.users is None:
+            raise NotFittedError("co-users is not fitted")
+        rows = np.zeros((len(batch), self.config.dim), dtype=np.float32)
+        for row, item_id in enumerate(batch):
+            for user in self.users.get(item_id, []):
+                rows[row, _bucket(user, self.config.dim)] += 1.0
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return np.divide(rows, norms, out=rows, where=norms > 0)
+
+    def save(self, directory: Path) -> None:
+        (Path(directory) / "users.json").write_text(json.dumps(self.users))
+
+    def load(self, directory: Path) -> None:
+        self.users = json.loads((Path(directory) / "users.json").read_text())
+
+
+class FakePlugin:
+    @staticmethod
+    @hookimpl
+    def register_encoders(register: Any) -> None:
+        register(BagOfWordsEncoder)
+        register(CoUsersEncoder)
+
+
+STORES_AND_FRIENDS = (
+    "polyrec.plugins.store_memory",
+    "polyrec.plugins.store_lancedb",
+    "polyrec.plugins.fusion_concat",
+    "polyrec.plugins.fusion_mean",
+    "polyrec.plugins.fusion_gated",
+    "polyrec.plugins.scorer_dot",
+    "polyrec.plugins.scorer_target_attention",
+    "polyrec.plugins.scorer_mlp",
+)
+
+
+def plugin_manager(builtins: Sequence[str] = STORES_AND_FRIENDS) -> Any:
+    """A plugin manager with the fakes and the built-ins the engine tests use."""
+    from polyrec.engine.plugins import build_plugin_manager
+
+    return build_plugin_manager(builtins=builtins, extra=[("engine-fakes", FakePlugin())], load_entry_points=False)

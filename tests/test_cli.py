@@ -1,0 +1,294 @@
+"""The polyrec CLI: plugins listing, config check, version, subcommand wiring, light imports."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from polyrec.engine.cli import SUBCOMMANDS, build_parser, main
+
+HEAVY_MODULES = ("torch", "torchvision", "lancedb", "open_clip", "librosa", "sentence_transformers", "transformers")
+
+# A real plugin distribution with one component of each kind, so these tests do not
+# depend on which built-ins are installed.
+CLI_PLUGIN = """
+from typing import ClassVar
+from pathlib import Path
+
+import numpy as np
+
+from polyrec.contracts import ComponentConfig, Encoder, Fusion, Scored, Scorer, VectorStore, hookimpl
+
+
+class VowelConfig(ComponentConfig):
+    dim: int = 5
+
+
+class VowelEncoder(Encoder):
+    name: ClassVar[str] = "vowels"
+    modality: ClassVar[str] = "text"
+    Config = VowelConfig
+
+    @property
+    def dim(self):
+        return self.config.dim
+
+    def encode(self, batch):
+        return np.array([[text.count(v) for v in "aeiou"[: self.dim]] for text in batch], dtype=np.float32)
+
+
+class FirstFusion(Fusion):
+    name: ClassVar[str] = "first"
+
+    @property
+    def dim(self):
+        return next(iter(self.field_dims.values()))
+
+    def fuse(self, fields, present):
+        return next(iter(fields.values()))
+
+
+class LastScorer(Scorer):
+    name: ClassVar[str] = "last"
+
+    def score(self, history, candidate_ids, candidates):
+        weights = np.zeros((len(candidate_ids), len(history)), dtype=np.float32)
+        weights[:, -1] = 1
+        return Scored(candidates @ history.vectors[-1], weights)
+
+
+class ShelfConfig(ComponentConfig):
+    path: Path = Path("shelf")
+
+
+class ShelfStore(VectorStore):
+    name: ClassVar[str] = "shelf"
+    Config = ShelfConfig
+
+    def open(self, collection, *, dim, provenance):
+        raise NotImplementedError
+
+    def events(self):
+        raise NotImplementedError
+
+
+@hookimpl
+def register_encoders(register):
+    register(VowelEncoder)
+
+
+@hookimpl
+def register_fusions(register):
+    register(FirstFusion)
+
+
+@hookimpl
+def register_scorers(register):
+    register(LastScorer)
+
+
+@hookimpl
+def register_stores(register):
+    register(ShelfStore)
+"""
+
+VALID_CONFIG = """
+[store]
+plugin = "shelf"
+
+[encoders.title]
+plugin = "vowels"
+dim = 3
+
+[fusion]
+plugin = "first"
+
+[scorer]
+plugin = "last"
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("POLYREC_STRICT_PLUGINS", "POLYREC_DISABLE_PLUGINS", "POLYREC_NO_ENTRY_POINTS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def cli_plugin(fake_distribution: Callable[..., Path]) -> Path:
+    return fake_distribution("cli-test-plugin", {"cli_test": "cli_test_plugin"}, {"cli_test_plugin": CLI_PLUGIN}, "3.1")
+
+
+@pytest.fixture
+def broken_plugin(fake_distribution: Callable[..., Path]) -> Path:
+    source = "import polyrec_missing_dependency  # not installed anywhere\n"
+    return fake_distribution("cli-broken-plugin", {"cli_broken": "cli_broken_plugin"}, {"cli_broken_plugin": source})
+
+
+def test_version_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"polyrec {version('polyrec')}\n"
+
+
+def test_no_command_prints_usage_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: polyrec" in capsys.readouterr().err
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["recomend"])
+    assert caught.value.code == 2
+    assert "invalid choice: 'recomend'" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("cli_plugin", "broken_plugin")
+def test_plugins_table_lists_components_and_failures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "MODALITY", "PLUGIN", "DISTRIBUTION", "VERSION"]
+    assert ["vowels", "encoder", "text", "cli_test", "cli-test-plugin", "3.1"] in [line.split() for line in lines]
+    assert ["shelf", "store", "cli_test", "cli-test-plugin", "3.1"] in [line.split() for line in lines]
+    failures = out[out.index("failed to load and were skipped") :]
+    reason = "ModuleNotFoundError: No module named 'polyrec_missing_dependency'"
+    assert ["cli_broken", "cli-broken-plugin", *reason.split()] in [line.split() for line in failures.splitlines()]
+
+
+@pytest.mark.usefixtures("cli_plugin", "broken_plugin")
+def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {
+        "name": "first",
+        "kind": "fusion",
+        "modality": "",
+        "plugin": "cli_test",
+        "distribution": "cli-test-plugin",
+        "version": "3.1",
+    } in report["components"]
+    assert {
+        "plugin": "cli_broken",
+        "distribution": "cli-broken-plugin",
+        "error": "ModuleNotFoundError: No module named 'polyrec_missing_dependency'",
+    } in report["failures"]
+
+
+def test_plugins_reports_a_name_clash_as_an_error(
+    fake_distribution: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_distribution("clash-a", {"clash_a": "cli_clash_a"}, {"cli_clash_a": CLI_PLUGIN})
+    fake_distribution("clash-b", {"clash_b": "cli_clash_b"}, {"cli_clash_b": CLI_PLUGIN})
+    assert main(["plugins"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("polyrec: error: ")
+    assert "is registered by both" in err and "'clash_a'" in err and "'clash_b'" in err
+
+
+@pytest.mark.usefixtures("cli_plugin")
+def test_config_check_ok_prints_the_slots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "polyrec.toml"
+    path.write_text(VALID_CONFIG)
+    assert main(["config", "check", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"OK {path}"
+    assert [line.split() for line in lines[1:]] == [
+        ["store", "shelf", f"path={tmp_path / 'shelf'}"],  # anchored at the config's directory
+        ["encoders.title", "vowels", "field=title", "modality=text", "dim=3"],
+        ["fusion", "first"],
+        ["scorer", "last"],
+    ]
+
+
+@pytest.mark.usefixtures("cli_plugin", "broken_plugin")
+def test_config_check_invalid_prints_each_problem_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "polyrec.yaml"
+    path.write_text("encoders:\n  title: {plugin: vowel, dims: 3}\nstore: {plugin: shelf, paht: x}\n")
+    assert main(["config", "check", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert lines[:2] == [
+        f"invalid config {path}:",
+        "  store.paht: unknown parameter 'paht' for store plugin 'shelf'; did you mean 'path'? known: path",
+    ]
+    unknown_plugin = "  encoders.title.plugin: unknown encoder plugin 'vowel'; did you mean 'vowels'? known: "
+    assert lines[2].startswith(unknown_plugin)
+    assert "vowels" in lines[2].removeprefix(unknown_plugin).split(", ")
+    # the plugin that failed to load may be the reason a name is unknown: say so
+    assert any(line.startswith("  (note: plugin 'cli_broken'") for line in lines[3:])
+
+
+def test_config_check_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "check", str(tmp_path / "nope.toml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_config_without_action_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["config"])
+    assert caught.value.code == 2
+
+
+@pytest.mark.parametrize("module_name", SUBCOMMANDS)
+def test_every_subcommand_module_adds_a_command_with_a_func(module_name: str) -> None:
+    module = importlib.import_module(f"polyrec.engine.cli.{module_name}")
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    module.add_parser(subparsers)
+    assert subparsers.choices, f"{module_name}.add_parser added no command"
+    for name, subparser in subparsers.choices.items():
+        assert subparser.description or subparser.format_help(), name
+        assert _has_func(subparser), f"command {name!r} of {module_name} sets no func"
+
+
+def _has_func(parser: argparse.ArgumentParser) -> bool:
+    if parser.get_default("func") is not None:
+        return True
+    nested = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    return bool(nested) and all(_has_func(child) for action in nested for child in action.choices.values())
+
+
+def test_help_lists_every_command() -> None:
+    text = build_parser().format_help()
+    for command in ("plugins", "config"):
+        assert command in text
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["plugins"], ["plugins", "--json"]], ids=" ".join)
+def test_light_commands_import_no_heavy_library(argv: list[str]) -> None:
+    script = f"""
+import contextlib, io, json, sys
+from polyrec.engine.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        code = main({argv!r})
+    except SystemExit as exit:
+        code = exit.code
+heavy = sorted(name for name in sys.modules if name.split(".")[0] in {HEAVY_MODULES!r})
+print(json.dumps({{"code": code, "heavy": heavy}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome == {"code": 0, "heavy": []}
+
+
+def test_module_entry_point_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "polyrec.engine.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"polyrec {version('polyrec')}"
