@@ -156,8 +156,10 @@ def _soundfile():
 
 
 def _read_file(path: Path, max_duration: float | None) -> tuple[np.ndarray, int]:
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"file not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"not a file: {path}")
     soundfile = _soundfile()
     try:
         info = soundfile.info(str(path))

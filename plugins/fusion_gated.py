@@ -63,7 +63,7 @@ class GatedConfig(ComponentConfig):
     lr: float = Field(default=0.05, gt=0)
     temperature: float = Field(default=0.1, gt=0, description="temperature of the contrastive loss")
     max_pairs: int = Field(default=200_000, gt=0, description="consecutive pairs sampled from the log")
-    seed: int = 0
+    seed: int = Field(default=0, description="added to the engine's seed (TrainingData.seed)")
 
 
 class GatedFusion(Fusion):
@@ -126,19 +126,20 @@ class GatedFusion(Fusion):
                 "rows must be the training data's items, in order"
             )
         usable = np.any(np.stack(list(masks.values()), axis=1), axis=1)
-        pairs = consecutive_pairs(data, usable, self.config.max_pairs, self.config.seed)
+        seed = self.config.seed + data.seed  # the engine's global seed counts too
+        pairs = consecutive_pairs(data, usable, self.config.max_pairs, seed)
         if len(pairs) < 2:
             log.info("fusion %r: fewer than 2 consecutive item pairs in the log; gates stay equal", self.name)
             return
-        logits, self.loss_history = self._train(blocks, pairs)
+        logits, self.loss_history = self._train(blocks, pairs, seed)
         gates = np.exp(logits - logits.max())
         gates /= gates.sum()
         self._learned = {name: float(g) for name, g in zip(blocks, gates)}
 
-    def _train(self, blocks: dict[str, np.ndarray], pairs: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    def _train(self, blocks: dict[str, np.ndarray], pairs: np.ndarray, seed: int) -> tuple[np.ndarray, list[float]]:
         torch = import_torch(self.name)
         config = self.config
-        with seeded(config.seed):
+        with seeded(seed):
             tensors = [torch.from_numpy(block) for block in blocks.values()]
             pair_tensor = torch.from_numpy(pairs)
             logits = torch.zeros(len(tensors), requires_grad=True)

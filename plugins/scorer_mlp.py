@@ -11,7 +11,8 @@ learn what similarity misses (e.g. "after A users go on to B", or item-side prio
 Training (:meth:`MlpScorer.fit`): every position t >= 1 of every user's sequence is an
 example (at most ``max_examples``, seeded sample): the prefix (last ``history_length``
 items) gives u, the item at t is the positive, ``negatives`` items drawn uniformly from
-the catalog are the negatives; loss = sampled softmax cross-entropy. Torch, seeded, CPU.
+the catalog are the negatives; loss = sampled softmax cross-entropy. Torch, CPU, seeded
+by ``seed`` + ``TrainingData.seed`` (the engine's global seed).
 The learned weights are kept as numpy arrays, so scoring needs no torch and costs one
 (m x D) @ (D x projection) product: a few ms for thousands of candidates.
 
@@ -68,7 +69,7 @@ class MlpConfig(ComponentConfig):
     max_examples: int = Field(default=20_000, gt=0, description="training examples sampled from the log")
     half_life: float | None = Field(default=None, gt=0, description="recency half-life in seconds; default by position")
     temperature: float = Field(default=0.1, gt=0, description="of the attention weights used as explanation")
-    seed: int = 0
+    seed: int = Field(default=0, description="added to the engine's seed (TrainingData.seed)")
 
 
 class TrainingExamples:
@@ -85,7 +86,7 @@ class TrainingExamples:
 def training_examples(data: TrainingData, config: MlpConfig) -> TrainingExamples:
     """Sample (user, position) pairs and build each prefix's recency-weighted mean vector."""
     positions = [(u, t) for u, sequence in enumerate(data.sequences) for t in range(1, len(sequence))]
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.seed + data.seed)
     if len(positions) > config.max_examples:
         positions = [positions[i] for i in np.sort(rng.choice(len(positions), config.max_examples, replace=False))]
     vectors = np.asarray(data.item_vectors, dtype=np.float32)
@@ -156,12 +157,15 @@ class MlpScorer(Scorer):
         examples = training_examples(data, self.config)
         if len(examples) == 0:
             raise ValueError(f"scorer {self.name!r}: no user has two or more events; nothing to learn from")
-        self.weights, self.loss_history = self._train(np.asarray(data.item_vectors, dtype=np.float32), examples)
+        items = np.asarray(data.item_vectors, dtype=np.float32)
+        self.weights, self.loss_history = self._train(items, examples, self.config.seed + data.seed)
 
-    def _train(self, items: np.ndarray, examples: TrainingExamples) -> tuple[dict[str, np.ndarray], list[float]]:
+    def _train(
+        self, items: np.ndarray, examples: TrainingExamples, seed: int
+    ) -> tuple[dict[str, np.ndarray], list[float]]:
         torch = import_torch(self.name)
         config = self.config
-        with seeded(config.seed):
+        with seeded(seed):
             projection = torch.nn.Linear(items.shape[1], config.projection, bias=False)
             layer_1 = torch.nn.Linear(3 * config.projection, config.hidden)
             layer_2 = torch.nn.Linear(config.hidden, 1)

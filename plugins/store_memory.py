@@ -58,7 +58,8 @@ class ValidBatch:
 
 def _vector_problem(vector: Any, dim: int) -> tuple[np.ndarray | None, str | None]:
     try:
-        array = np.asarray(vector, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as inf below
+            array = np.asarray(vector, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         return None, f"vector is not numeric: {exc}"
     if array.shape != (dim,):

@@ -23,7 +23,8 @@ Config (``[encoders.<slot>]`` with ``plugin = "sentence-transformers"``):
     How a list of strings (tags) is joined into one text.
 
 Accepted values: a non-blank string; an int or finite float (turned into text, e.g. a
-year); a list/tuple/1-d array of strings or numbers (joined with ``list_separator``).
+year; ``1995.0`` reads ``"1995"``); a list/tuple/1-d array of strings or numbers
+(joined with ``list_separator``).
 Anything else, ``None``, NaN and blank strings fail that item with a clear reason.
 """
 
@@ -90,7 +91,7 @@ def as_text(value: Any, separator: str = ", ") -> str:
     if isinstance(value, numbers.Real):
         if not math.isfinite(float(value)):
             raise ValueError(f"value is missing (got {value})")  # NaN is how pandas spells missing
-        return str(value)
+        return _number_text(value)
     if isinstance(value, list | tuple) or (isinstance(value, np.ndarray) and value.ndim == 1):
         parts = [_list_part(part, index) for index, part in enumerate(value)]
         parts = [part for part in parts if part]
@@ -104,8 +105,15 @@ def _list_part(part: Any, index: int) -> str:
     if isinstance(part, str):
         return part.strip()
     if isinstance(part, numbers.Real) and not isinstance(part, bool | np.bool_) and math.isfinite(float(part)):
-        return str(part)
+        return _number_text(part)
     raise ValueError(f"list element {index} is {type(part).__name__}, not text")
+
+
+def _number_text(number: numbers.Real) -> str:
+    # integer-valued floats are what pandas makes of int columns with gaps: 1995.0 -> "1995"
+    if isinstance(number, numbers.Integral) or float(number).is_integer():
+        return str(int(number))
+    return str(float(number))
 
 
 # ---- model resolution and loading -------------------------------------------------------------

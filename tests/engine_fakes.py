@@ -6,6 +6,9 @@ it encodes in :data:`ENCODED`, so tests can count encoder calls. Words with spec
 meaning: ``explode`` makes ``encode`` raise for its whole batch, ``nanvalue`` yields a NaN
 row, ``silence`` yields an all-zero row ("no signal").
 
+Register them with :func:`plugin_manager`, or as the entry point ``engine_fakes`` of a
+(test-made) distribution for CLI runs.
+
 ``co-users``: a trainable behavior encoder reading item ids; after ``fit`` an item's
 vector is the hashed set of users who interacted with it, zero for unseen items.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -129,15 +133,15 @@ class CoUsersEncoder(Encoder):
         self.users = json.loads((Path(directory) / "users.json").read_text())
 
 
-class FakePlugin:
-    @staticmethod
-    @hookimpl
-    def register_encoders(register: Any) -> None:
-        register(BagOfWordsEncoder)
-        register(CoUsersEncoder)
+@hookimpl
+def register_encoders(register: Any) -> None:
+    register(BagOfWordsEncoder)
+    register(CoUsersEncoder)
 
 
-STORES_AND_FRIENDS = (
+BUILTINS_USED = (
+    "polyrec.plugins.behavior",
+    "polyrec.plugins.text_sentence_transformers",
     "polyrec.plugins.store_memory",
     "polyrec.plugins.store_lancedb",
     "polyrec.plugins.fusion_concat",
@@ -149,8 +153,9 @@ STORES_AND_FRIENDS = (
 )
 
 
-def plugin_manager(builtins: Sequence[str] = STORES_AND_FRIENDS) -> Any:
+def plugin_manager(builtins: Sequence[str] = BUILTINS_USED) -> Any:
     """A plugin manager with the fakes and the built-ins the engine tests use."""
     from polyrec.engine.plugins import build_plugin_manager
 
-    return build_plugin_manager(builtins=builtins, extra=[("engine-fakes", FakePlugin())], load_entry_points=False)
+    this_module = sys.modules[__name__]
+    return build_plugin_manager(builtins=builtins, extra=[("engine-fakes", this_module)], load_entry_points=False)

@@ -240,6 +240,8 @@ def test_max_seq_length_beyond_model_limit_is_a_config_error() -> None:
         (1995, "1995"),
         (np.int64(7), "7"),
         (2.5, "2.5"),
+        (1995.0, "1995"),
+        (np.float32(0.5), "0.5"),
         (["comedy", " drama ", ""], "comedy, drama"),
         (("a", 1), "a, 1"),
         (np.array(["x", "y"], dtype=object), "x, y"),

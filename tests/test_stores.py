@@ -14,3 +14,22 @@ class TestMemoryStore(StoreContract):
 
     def make_store(self, path: Path) -> VectorStore:
         return MemoryStore()
+
+
+class TestLanceDBStore(StoreContract):
+    exact_search = True  # below index_threshold LanceDB scans exactly
+
+    def make_store(self, path: Path) -> VectorStore:
+        from polyrec.plugins.store_lancedb import LanceDBStore
+
+        return LanceDBStore(uri=path)
+
+
+class TestLanceDBStoreThroughTheIndex(StoreContract):
+    """The same contract with an ANN index from the first row on: filters, deletes and
+    re-upserts must behave the same through the index path."""
+
+    def make_store(self, path: Path) -> VectorStore:
+        from polyrec.plugins.store_lancedb import LanceDBStore
+
+        return LanceDBStore(uri=path, index_threshold=1)

@@ -26,15 +26,22 @@ Author hooks (plain methods, called on a fresh instance):
 * ``bad_values()`` -> list of raw values that must raise in ``prepare`` or ``encode``
   (default: empty; ``None`` is always checked separately unless ``reads_item_id``).
 * ``make_other_encoder()`` -> Encoder or None (default None: check skipped).
-* ``sample_queries()`` -> queries for ``encode_query`` (default: a few English phrases
-  when ``"text"`` is a query modality, else the first sample values).
+* ``sample_queries(encoder)`` -> queries for ``encode_query`` (default: a few English
+  phrases when ``"text"`` is a query modality, else the first sample values).
 
 Class attribute ``batch_atol``: tolerance of the determinism and batch-size invariance
 checks (default 1e-5; batches of 1, 2 and 4 are compared with one batch of everything).
 
 Resources the hooks need (a checkpoint file, a fitted model) can be made in a
 class-scoped autouse fixture of the subclass that sets class attributes; it runs before
-the suite's fixtures. Only numpy, pytest and polyrec.contracts are imported here.
+the suite's fixtures::
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def _material(cls, tmp_path_factory):
+        cls.checkpoint = make_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+Only numpy, pytest and polyrec.contracts are imported here.
 """
 
 from __future__ import annotations

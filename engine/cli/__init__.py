@@ -21,6 +21,9 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``polyrec.engine.cli``, in ``--help`` order.
 SUBCOMMANDS: tuple[str, ...] = (
+    "ingest_cmd",
+    "fit_cmd",
+    "recommend_cmd",
     "plugins_cmd",
     "config_cmd",
     "evaluate_cmd",

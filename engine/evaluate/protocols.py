@@ -78,9 +78,11 @@ class CatalogIndex:
         self.vectors = vectors
 
     def history(self, rows: np.ndarray, max_length: int | None) -> History:
-        """The history of ``rows`` (oldest first): items missing from the catalog dropped,
-        only the most recent ``max_length`` kept."""
+        """The history of ``rows`` (oldest first), as the engine builds it: items missing from the
+        catalog dropped, each item once at its latest event, the most recent ``max_length`` kept."""
         rows = rows[self.positions[rows] >= 0]
+        _, last_from_end = np.unique(self.positions[rows][::-1], return_index=True)
+        rows = rows[np.sort(len(rows) - 1 - last_from_end)]
         if max_length is not None:
             rows = rows[-max_length:]
         dim = self.vectors.shape[1] if self.vectors is not None else 0

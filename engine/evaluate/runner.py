@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -113,12 +114,15 @@ class FittedModel:
     vectors: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
     failures: int = 0
+    state_dir: tempfile.TemporaryDirectory[str] | None = None
 
     def case_scorer(self) -> ComponentScorer:
         return ComponentScorer(self.scorer, self.item_ids, self.vectors)
 
     def close(self) -> None:
         self.engine.close()
+        if self.state_dir is not None:
+            self.state_dir.cleanup()
 
 
 def _engine_scorer(engine: Any) -> Scorer:
@@ -142,7 +146,13 @@ def fit_model(
     """Build the engine, ingest every item, add the training events, fit."""
     from polyrec.engine.engine import Engine
 
-    engine = Engine.from_config(_evaluation_raw(config, store_from_config), base_dir=config.base_dir)
+    # trained state goes to a throw-away directory unless the config's own store is used
+    state_dir = None if store_from_config else tempfile.TemporaryDirectory(prefix="polyrec-evaluate-")
+    engine = Engine.from_config(
+        _evaluation_raw(config, store_from_config),
+        base_dir=config.base_dir,
+        state_dir=state_dir.name if state_dir else None,
+    )
     timings: dict[str, float] = {}
     try:
         items = dataset.with_derived_fields(config.settings.with_derived_fields).items
@@ -161,8 +171,10 @@ def fit_model(
         scorer = _engine_scorer(engine)
     except BaseException:
         engine.close()
+        if state_dir is not None:
+            state_dir.cleanup()
         raise
-    return FittedModel(engine, scorer, list(ids), np.asarray(vectors), timings, len(report.failures))
+    return FittedModel(engine, scorer, list(ids), np.asarray(vectors), timings, len(report.failures), state_dir)
 
 
 def score_split(

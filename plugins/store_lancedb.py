@@ -1,0 +1,778 @@
+"""The ``lancedb`` store (the default): an embedded LanceDB directory.
+
+Layout under ``uri``: one LanceDB table per collection, the table ``events`` for the
+event log, and ``state/`` for trained component state.
+
+How a collection is stored, and why:
+
+- ``id`` (string), ``vector`` (fixed-size list of float32, exact round trip) and
+  ``metadata`` (the metadata dict as JSON). JSON is what :meth:`get` and search hits read
+  back, because it keeps what typed columns lose: int vs float vs bool, key order, and
+  keys whose value is ``None``.
+- One typed, nullable column per metadata key *and* value type, added the first time
+  that pair appears: ``m_<key>__s`` (string), ``__i`` (int64), ``__f`` (float64),
+  ``__b`` (bool), ``__l`` (list of strings); keys that are not plain identifiers are
+  hex-encoded (``mx_<hex>__s``). These columns exist only for filtering: a filter is
+  translated to a SQL ``WHERE`` over them (:func:`where_clause`) that follows
+  :func:`polyrec.contracts.filters.matches` exactly, including its Python comparison
+  rules across types (``True == 1``, ``3 > 2.5``, ``"7" != 7``), and is applied *before*
+  the vector search (prefilter), so filtered searches return k hits whenever k exist,
+  with or without an ANN index. Hits are re-checked with ``matches`` as a safety net.
+- Schema metadata holds the collection's ``dim`` and provenance; opening it with other
+  values raises :class:`ProvenanceMismatchError`.
+
+ANN index: below ``index_threshold`` rows a search is an exact scan. At the threshold
+an IVF index (dot-product metric) is built automatically (or by :meth:`create_index`),
+plus a B-tree index on ``id`` for upserts and ``get``. Rows added later are searched
+exactly beside the index until they exceed ``reindex_fraction`` of the indexed rows,
+when they are folded into it (``optimize``); when the table has grown past
+``retrain_growth`` times the rows the index was trained on, it is retrained so the
+partition count keeps up. Searches probe ``nprobes`` partitions at least (more when a
+filter leaves too few rows in them) and re-rank ``refine_factor * k`` candidates with
+exact distances, so returned scores are exact inner products.
+
+``lancedb`` is imported only when a store is first used. Its async API runs on one event
+loop thread owned by this module: the sync wrapper costs several thread hops per query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import threading
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+from pydantic import Field
+
+from polyrec.contracts import (
+    Collection,
+    ComponentConfig,
+    Event,
+    EventLog,
+    Hit,
+    PolyrecError,
+    StoreError,
+    VectorRecord,
+    VectorStore,
+    hookimpl,
+    matches,
+    validate_filter,
+)
+from polyrec.plugins.store_memory import check_provenance, validate_query, validate_records
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "LanceDBConfig",
+    "LanceDBStore",
+    "LanceCollection",
+    "LanceEventLog",
+    "metadata_column",
+    "where_clause",
+    "auto_num_partitions",
+    "auto_nprobes",
+    "register_stores",
+]
+
+T = TypeVar("T")
+
+EVENTS_TABLE = "events"
+VECTOR_INDEX = "vector_idx"
+_FORMAT_KEY, _DIM_KEY, _PROVENANCE_KEY = b"polyrec.format", b"polyrec.dim", b"polyrec.provenance"
+_INDEX_KEY = "polyrec.index"
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_IN_CHUNK = 1000  # ids per ``id IN (...)`` clause
+_COMPACT_EVERY = 32  # writes between checks for small fragments
+_SMALL_FRAGMENTS = 24  # compact when a table has more small fragments than this
+_KEEP_VERSIONS = timedelta(hours=1)  # old versions removed by compaction
+
+
+class LanceDBConfig(ComponentConfig):
+    """Parameters of the ``lancedb`` store."""
+
+    uri: Path = Field(default=Path("polyrec-data"), description="database directory (relative: to the config file)")
+    index_threshold: int = Field(
+        default=50_000, ge=1, description="build the ANN index once a collection has this many rows"
+    )
+    index_type: Literal["IVF_SQ", "IVF_PQ", "IVF_FLAT"] = Field(default="IVF_SQ", description="LanceDB index kind")
+    num_partitions: int | None = Field(default=None, ge=1, description="IVF partitions (None: from the row count)")
+    nprobes: int | None = Field(default=None, ge=1, description="partitions probed per search (None: automatic)")
+    refine_factor: int = Field(default=4, ge=1, description="exact re-ranking of refine_factor * k candidates")
+    reindex_fraction: float = Field(default=0.1, gt=0, description="fold new rows into the index past this share")
+    retrain_growth: float = Field(default=4.0, gt=1, description="retrain the index after this much growth")
+    read_consistency_s: float | None = Field(
+        default=5.0, ge=0, description="how stale reads may be when another process writes (None: never refresh)"
+    )
+
+
+def auto_num_partitions(rows: int) -> int:
+    """IVF partitions for ``rows`` vectors: about sqrt(rows), so that choosing partitions
+    (one centroid per partition) and scanning them cost about the same."""
+    return max(1, min(4096, round(math.sqrt(rows))))
+
+
+def auto_nprobes(partitions: int) -> int:
+    """Partitions to probe: 5% of them but at least 20 (all of them for small indexes)."""
+    return min(partitions, max(20, math.ceil(0.05 * partitions)))
+
+
+# -- metadata columns -------------------------------------------------------------------
+
+_KINDS = ("s", "i", "f", "b", "l")
+
+
+def metadata_column(key: str, kind: str) -> str:
+    """Name of the typed filter column of metadata ``key`` for values of ``kind``."""
+    base = f"m_{key}" if _PLAIN_KEY.fullmatch(key) else "mx_" + key.encode("utf-8").hex()
+    return f"{base}__{kind}"
+
+
+def _kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, int):
+        return "i"
+    if isinstance(value, float):
+        return "f"
+    return "s" if isinstance(value, str) else "l"
+
+
+def _arrow_type(kind: str) -> pa.DataType:
+    import pyarrow as pa
+
+    return {"s": pa.utf8(), "i": pa.int64(), "f": pa.float64(), "b": pa.bool_(), "l": pa.list_(pa.utf8())}[kind]
+
+
+# -- filters -> SQL -------------------------------------------------------------------------
+
+TRUE, FALSE = "TRUE", "FALSE"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_SQL_OPS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_FLIP_WHEN_ABOVE = {"$gt": ">=", "$gte": ">=", "$lt": "<", "$lte": "<"}  # float(x) > x
+_FLIP_WHEN_BELOW = {"$gt": ">", "$gte": ">", "$lt": "<=", "$lte": "<="}  # float(x) < x
+
+
+def _and(*parts: str) -> str:
+    if FALSE in parts:
+        return FALSE
+    kept = [part for part in parts if part != TRUE]
+    return TRUE if not kept else kept[0] if len(kept) == 1 else "(" + " AND ".join(kept) + ")"
+
+
+def _or(parts: Sequence[str]) -> str:
+    if TRUE in parts:
+        return TRUE
+    kept = [part for part in parts if part != FALSE]
+    return FALSE if not kept else kept[0] if len(kept) == 1 else "(" + " OR ".join(kept) + ")"
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_int(value: int) -> str:
+    # -2**63 cannot be written as a literal: 2**63 overflows before the minus applies
+    return "(-9223372036854775807 - 1)" if value == _INT64_MIN else str(value)
+
+
+def _sql_float(value: float) -> str:
+    if math.isinf(value):
+        return "CAST('inf' AS DOUBLE)" if value > 0 else "CAST('-inf' AS DOUBLE)"
+    return repr(value)
+
+
+def _mismatch(op: str) -> str:
+    """Python comparisons across incompatible types: ``!=`` holds, the rest do not."""
+    return TRUE if op == "$ne" else FALSE
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return int(value)
+    return value if isinstance(value, int | float) else None
+
+
+def _int_column(column: str, op: str, value: int | float) -> str:
+    """``column op value`` for an int64 column, exact for float and out-of-range values."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return _mismatch(op)
+        if math.isinf(value):
+            value = _INT64_MAX + 1 if value > 0 else _INT64_MIN - 1
+        elif op in ("$eq", "$ne"):
+            if not value.is_integer():
+                return _mismatch(op)
+            value = int(value)
+        else:  # n > 2.5 <=> n > 2;  n >= 2.5 <=> n >= 3;  n < 2.5 <=> n < 3;  n <= 2.5 <=> n <= 2
+            value = math.floor(value) if op in ("$gt", "$lte") else math.ceil(value)
+    if value > _INT64_MAX:
+        return TRUE if op in ("$lt", "$lte", "$ne") else FALSE
+    if value < _INT64_MIN:
+        return TRUE if op in ("$gt", "$gte", "$ne") else FALSE
+    return f"{column} {_SQL_OPS[op]} {_sql_int(value)}"
+
+
+def _float_column(column: str, op: str, value: int | float) -> str:
+    """``column op value`` for a float64 column, exact for ints that floats cannot hold."""
+    if isinstance(value, float):
+        return _mismatch(op) if math.isnan(value) else f"{column} {_SQL_OPS[op]} {_sql_float(value)}"
+    try:
+        nearest = float(value)
+    except OverflowError:
+        nearest = math.inf if value > 0 else -math.inf
+    if nearest == value:
+        return f"{column} {_SQL_OPS[op]} {_sql_float(nearest)}"
+    if op in ("$eq", "$ne"):  # no float equals an int it cannot represent
+        return _mismatch(op)
+    # no float lies strictly between value and its nearest float
+    sql_op = (_FLIP_WHEN_ABOVE if nearest > value else _FLIP_WHEN_BELOW)[op]
+    return f"{column} {sql_op} {_sql_float(nearest)}"
+
+
+def _numbers_in(column: str, kind: str, allowed: Sequence[Any]) -> str:
+    numbers = [number for number in map(_number, allowed) if number is not None]
+    compare = _float_column if kind == "f" else _int_column
+    return _or([compare(column, "$eq", number) for number in numbers])
+
+
+def _typed_condition(column: str, kind: str, op: str, expected: Any) -> str:
+    """The condition on one typed column, for rows whose value has that type."""
+    if kind == "s":
+        if op == "$in":
+            strings = [value for value in expected if isinstance(value, str)]
+            return f"{column} IN ({', '.join(map(_sql_string, strings))})" if strings else FALSE
+        return f"{column} {_SQL_OPS[op]} {_sql_string(expected)}" if isinstance(expected, str) else _mismatch(op)
+    if kind == "l":  # list-valued metadata: any element satisfies the condition, except $ne
+        if op == "$in":
+            strings = [value for value in expected if isinstance(value, str)]
+            return f"array_has_any({column}, make_array({', '.join(map(_sql_string, strings))}))" if strings else FALSE
+        if not isinstance(expected, str):
+            return _mismatch(op)
+        literal = _sql_string(expected)
+        return {
+            "$eq": f"array_has({column}, {literal})",
+            "$ne": f"NOT array_has({column}, {literal})",
+            "$gt": f"array_max({column}) > {literal}",
+            "$gte": f"array_max({column}) >= {literal}",
+            "$lt": f"array_min({column}) < {literal}",
+            "$lte": f"array_min({column}) <= {literal}",
+        }[op]
+    value_expr = f"CAST({column} AS BIGINT)" if kind == "b" else column  # Python: True == 1
+    if op == "$in":
+        return _numbers_in(value_expr, kind, list(expected))
+    number = _number(expected)
+    if number is None:
+        return _mismatch(op)
+    return (_float_column if kind == "f" else _int_column)(value_expr, op, number)
+
+
+def where_clause(filter: Mapping[str, Any] | None, columns: set[str]) -> str | None:
+    """Translate a filter to a SQL ``WHERE`` over the typed metadata columns.
+
+    ``columns`` are the table's column names. Returns None for no filter and ``"FALSE"``
+    when nothing can match. Raises ValueError for an invalid filter.
+    """
+    conditions = validate_filter(filter)
+    if not conditions:
+        return None
+    clauses = []
+    for key, condition in conditions.items():
+        typed = [(f"`{metadata_column(key, kind)}`", kind) for kind in _KINDS]
+        typed = [(column, kind) for column, kind in typed if column.strip("`") in columns]
+        for op, expected in condition.items():
+            # a missing key (no column, or NULL in every typed column) fails every condition
+            clauses.append(
+                _or(
+                    [
+                        _and(f"{column} IS NOT NULL", _typed_condition(column, kind, op, expected))
+                        for column, kind in typed
+                    ]
+                )
+            )
+    return _and(*clauses)
+
+
+# -- the event loop all LanceDB calls run on ---------------------------------------------
+
+
+class _LoopThread:
+    """One asyncio loop in a daemon thread, shared by every LanceDB store in the process."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def run(cls, coroutine: Coroutine[Any, Any, T]) -> T:
+        with cls._lock:
+            if cls._loop is None:
+                cls._loop = asyncio.new_event_loop()
+                threading.Thread(target=cls._loop.run_forever, name="polyrec-lancedb", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coroutine, cls._loop).result()
+
+
+def _run(coroutine: Coroutine[Any, Any, T], what: str) -> T:
+    """Run a LanceDB coroutine; its errors become StoreError saying what failed."""
+    try:
+        return _LoopThread.run(coroutine)
+    except PolyrecError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"lancedb: {what} failed: {type(exc).__name__}: {exc}") from exc
+
+
+# -- collections ----------------------------------------------------------------------------
+
+
+def _vectors_of(table: pa.Table, dim: int) -> np.ndarray:
+    if table.num_rows == 0:
+        return np.empty((0, dim), dtype=np.float32)
+    flat = table.column("vector").combine_chunks().flatten()
+    return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
+
+
+def _records_of(table: pa.Table, dim: int) -> list[VectorRecord]:
+    vectors = _vectors_of(table, dim)
+    ids = table.column("id").to_pylist()
+    metadata = table.column("metadata").to_pylist()
+    return [
+        VectorRecord(id=item_id, vector=vectors[row], metadata=json.loads(metadata[row]))
+        for row, item_id in enumerate(ids)
+    ]
+
+
+def _ids_in(ids: Sequence[str]) -> Iterator[str]:
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _IN_CHUNK):
+        yield "id IN (" + ", ".join(map(_sql_string, unique[start : start + _IN_CHUNK])) + ")"
+
+
+@dataclass
+class _IndexState:
+    trained_rows: int
+    partitions: int
+
+
+class LanceCollection(Collection):
+    """A collection backed by one LanceDB table; see the module docstring."""
+
+    def __init__(self, store: LanceDBStore, table: Any, name: str, dim: int, provenance: dict[str, str]) -> None:
+        self.name, self.dim, self.provenance = name, dim, provenance
+        self._store, self._table, self._config = store, table, store.config
+        self._columns: set[str] = set()
+        self._index: _IndexState | None = None
+        self._writes = 0
+
+    def _do(self, coroutine: Coroutine[Any, Any, T], what: str) -> T:
+        return _run(coroutine, f"{what} on collection {self.name!r} in {self._store.location}")
+
+    async def _load_state(self) -> None:
+        schema = await self._table.schema()
+        self._columns = set(schema.names)
+        indexed = any(index.columns == ["vector"] for index in await self._table.list_indices())
+        stored = (schema.field("vector").metadata or {}).get(_INDEX_KEY.encode())
+        if indexed:
+            state = json.loads(stored) if stored else {}
+            rows = int(state.get("trained_rows", await self._table.count_rows()))
+            self._index = _IndexState(rows, int(state.get("partitions", auto_num_partitions(rows))))
+
+    # -- writing --
+
+    def upsert(self, records: Sequence[VectorRecord]) -> None:
+        batch = validate_records(records, dim=self.dim, collection=self.name, plugin=self._store.name)
+        if not batch.ids:
+            return
+        self._do(self._upsert(batch.ids, batch.vectors, batch.metadata), "upsert")
+
+    async def _upsert(self, ids: list[str], vectors: np.ndarray, metadata: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+
+        typed: dict[str, list[Any]] = {}
+        for row, values in enumerate(metadata):
+            for key, value in values.items():
+                kind = _kind(value)
+                if kind is not None:
+                    typed.setdefault(metadata_column(key, kind), [None] * len(ids))[row] = value
+        new_columns = [name for name in typed if name not in self._columns]
+        if new_columns:
+            await self._table.add_columns([pa.field(name, _arrow_type(name[-1])) for name in new_columns])
+        schema = await self._table.schema()
+        self._columns = set(schema.names)
+        columns = {
+            "id": pa.array(ids, pa.utf8()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), self.dim),
+            "metadata": pa.array([json.dumps(values, ensure_ascii=False) for values in metadata], pa.utf8()),
+        }
+        arrays = [
+            columns[field.name]
+            if field.name in columns
+            else pa.array(typed.get(field.name, [None] * len(ids)), field.type)
+            for field in schema
+        ]
+        data = pa.Table.from_arrays(arrays, schema=schema)
+        await self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+        await self._maintain()
+
+    async def _maintain(self) -> None:
+        """Build, extend or retrain the ANN index and compact small files, as rows arrive."""
+        self._writes += 1
+        rows = await self._table.count_rows()
+        if self._index is None:
+            if rows >= self._config.index_threshold:
+                await self._build_index(rows)
+            return
+        if rows >= self._config.retrain_growth * self._index.trained_rows:
+            await self._build_index(rows)
+            return
+        stats = await self._table.index_stats(VECTOR_INDEX)
+        if stats is not None and stats.num_unindexed_rows > self._config.reindex_fraction * stats.num_indexed_rows:
+            await self._table.optimize(cleanup_older_than=_KEEP_VERSIONS)
+            return
+        if self._writes % _COMPACT_EVERY == 0:
+            await _compact_if_fragmented(self._table)
+
+    async def _build_index(self, rows: int) -> None:
+        from lancedb.index import BTree, IvfFlat, IvfPq, IvfSq
+
+        await self._table.optimize(cleanup_older_than=_KEEP_VERSIONS)
+        partitions = self._config.num_partitions or auto_num_partitions(rows)
+        partitions = max(1, min(partitions, rows))
+        if self._config.index_type == "IVF_PQ":
+            config: Any = IvfPq(distance_type="dot", num_partitions=partitions, num_sub_vectors=_sub_vectors(self.dim))
+        elif self._config.index_type == "IVF_FLAT":
+            config = IvfFlat(distance_type="dot", num_partitions=partitions)
+        else:
+            config = IvfSq(distance_type="dot", num_partitions=partitions)
+        await self._table.create_index("vector", config=config, replace=True, name=VECTOR_INDEX)
+        await self._table.create_index("id", config=BTree(), replace=True)
+        state = json.dumps({"trained_rows": rows, "partitions": partitions})
+        await self._table.update_field_metadata({"path": "vector", "metadata": {_INDEX_KEY: state}})
+        self._index = _IndexState(rows, partitions)
+
+    def create_index(self) -> bool:
+        """Build (or rebuild) the ANN index now; False for an empty collection."""
+        rows = self.count()
+        if rows == 0:
+            return False
+        self._do(self._build_index(rows), "building the ANN index")
+        return True
+
+    @property
+    def index_info(self) -> dict[str, int] | None:
+        """The ANN index in use: rows it was trained on, partitions, partitions probed; None if none."""
+        if self._index is None:
+            return None
+        nprobes = self._config.nprobes or auto_nprobes(self._index.partitions)
+        return {"trained_rows": self._index.trained_rows, "partitions": self._index.partitions, "nprobes": nprobes}
+
+    def delete(self, ids: Sequence[str]) -> int:
+        return self._do(self._delete(ids), "delete") if ids else 0
+
+    async def _delete(self, ids: Sequence[str]) -> int:
+        deleted = 0
+        for where in _ids_in(ids):
+            deleted += (await self._table.delete(where)).num_deleted_rows
+        return deleted
+
+    # -- reading --
+
+    def get(self, ids: Sequence[str]) -> list[VectorRecord]:
+        if not ids:
+            return []
+        found = {record.id: record for record in self._do(self._get(ids), "get")}
+        return [found[item_id] for item_id in ids if item_id in found]
+
+    async def _get(self, ids: Sequence[str]) -> list[VectorRecord]:
+        records: list[VectorRecord] = []
+        for where in _ids_in(ids):
+            table = await self._table.query().where(where).select(["id", "vector", "metadata"]).to_arrow()
+            records.extend(_records_of(table, self.dim))
+        return records
+
+    def search(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
+        query = validate_query(vector, self.dim, collection=self.name)
+        where = where_clause(filter, self._columns)
+        if where == FALSE:  # perhaps a key that another writer added since we read the schema
+            self._columns = set(self._do(self._table.schema(), "reading the schema").names)
+            where = where_clause(filter, self._columns)
+        if k <= 0 or where == FALSE:
+            return []
+        table = self._do(self._search(query, k, where), "search")
+        if where is not None and self._index is not None and table.num_rows < k:
+            # the probed partitions held fewer than k rows passing the filter: probe them all
+            table = self._do(self._search(query, k, where, every_partition=True), "search")
+        distances = table.column("_distance").to_numpy()
+        hits = [
+            Hit(id=item_id, score=1.0 - float(distance), metadata=json.loads(metadata))
+            for item_id, metadata, distance in zip(
+                table.column("id").to_pylist(), table.column("metadata").to_pylist(), distances
+            )
+        ]
+        return [hit for hit in hits if matches(hit.metadata, filter)]  # a safety net: the SQL is exact
+
+    async def _search(self, query: np.ndarray, k: int, where: str | None, every_partition: bool = False) -> pa.Table:
+        builder = (
+            self._table.query()
+            .nearest_to(query)
+            .distance_type("dot")  # LanceDB's "dot" distance is 1 - <a, b>
+            .select(["id", "metadata", "_distance"])
+            .limit(k)
+        )
+        if where is not None:
+            builder = builder.where(where)
+        if self._index is not None:
+            partitions = self._index.partitions
+            nprobes = partitions if every_partition else self._config.nprobes or auto_nprobes(partitions)
+            builder = builder.nprobes(nprobes).refine_factor(self._config.refine_factor)
+        return await builder.to_arrow()
+
+    def count(self) -> int:
+        return self._do(self._table.count_rows(), "count")
+
+    def scan(self, batch_size: int = 10_000) -> Iterator[list[VectorRecord]]:
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        reader = self._do(
+            self._table.query().select(["id", "vector", "metadata"]).to_batches(max_batch_length=batch_size), "scan"
+        )
+        pending: list[VectorRecord] = []
+        while (batch := self._do(_next_batch(reader), "scan")) is not None:
+            pending.extend(_records_of(_as_table(batch), self.dim))
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+        if pending:
+            yield pending
+
+
+async def _next_batch(reader: Any) -> Any:
+    try:
+        return await reader.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+def _as_table(batch: Any) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.Table.from_batches([batch])
+
+
+def _sub_vectors(dim: int) -> int:
+    """PQ sub-vectors: 8 dimensions each where dim allows, else the largest divisor <= dim/4."""
+    for width in (8, 4, 2, 1):
+        if dim % width == 0 and dim // width >= 1:
+            return dim // width
+    return dim
+
+
+async def _compact_if_fragmented(table: Any) -> None:
+    stats = await table.stats()
+    if stats["fragment_stats"]["num_small_fragments"] > _SMALL_FRAGMENTS:
+        await table.optimize(cleanup_older_than=_KEEP_VERSIONS)
+
+
+# -- event log ----------------------------------------------------------------------------------
+
+
+class LanceEventLog(EventLog):
+    """Events in the table ``events``; ``seq`` keeps the append order."""
+
+    def __init__(self, store: LanceDBStore, table: Any) -> None:
+        self._store, self._table = store, table
+        self._next_seq = self._do(self._table.count_rows(), "count")
+        indices = self._do(self._table.list_indices(), "listing indices")
+        self._user_indexed = any(index.columns == ["user"] for index in indices)
+        self._writes = 0
+
+    @staticmethod
+    def schema() -> pa.Schema:
+        import pyarrow as pa
+
+        return pa.schema(
+            [
+                pa.field("user", pa.utf8(), nullable=False),
+                pa.field("item", pa.utf8(), nullable=False),
+                pa.field("kind", pa.utf8(), nullable=False),
+                pa.field("value", pa.float64(), nullable=False),
+                pa.field("timestamp", pa.float64(), nullable=False),
+                pa.field("seq", pa.int64(), nullable=False),
+            ]
+        )
+
+    def _do(self, coroutine: Coroutine[Any, Any, T], what: str) -> T:
+        return _run(coroutine, f"{what} on the event log in {self._store.location}")
+
+    def append(self, events: Sequence[Event]) -> None:
+        import pyarrow as pa
+
+        checked = [event if isinstance(event, Event) else Event.model_validate(event) for event in events]
+        if not checked:
+            return
+        columns = {name: [getattr(event, name) for event in checked] for name in ("user", "item", "kind", "value")}
+        columns["timestamp"] = [event.timestamp for event in checked]
+        columns["seq"] = list(range(self._next_seq, self._next_seq + len(checked)))
+        self._do(self._append(pa.table(columns, schema=self.schema())), "append")
+        self._next_seq += len(checked)
+
+    async def _append(self, data: pa.Table) -> None:
+        from lancedb.index import BTree
+
+        await self._table.add(data)
+        self._writes += 1
+        if not self._user_indexed and self._next_seq + data.num_rows >= self._store.config.index_threshold:
+            await self._table.create_index("user", config=BTree(), replace=True)
+            self._user_indexed = True
+        elif self._writes % _COMPACT_EVERY == 0:
+            await _compact_if_fragmented(self._table)
+
+    def read(self, user: str | None = None) -> list[Event]:
+        query = self._table.query()
+        if user is not None:
+            query = query.where(f"user = {_sql_string(user)}")
+        table = self._do(query.to_arrow(), "read")
+        order = np.argsort(table.column("seq").to_numpy(), kind="stable")
+        rows = table.take(order).to_pydict()
+        return [
+            Event.model_construct(user=u, item=i, kind=k, value=v, timestamp=t)
+            for u, i, k, v, t in zip(rows["user"], rows["item"], rows["kind"], rows["value"], rows["timestamp"])
+        ]
+
+    def count(self) -> int:
+        return self._do(self._table.count_rows(), "count")
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+
+class LanceDBStore(VectorStore):
+    """Embedded LanceDB store (``store = {plugin = "lancedb", uri = "polyrec-data"}``)."""
+
+    name: ClassVar[str] = "lancedb"
+    exact: ClassVar[bool] = False
+    Config: ClassVar[type[ComponentConfig]] = LanceDBConfig
+    config: LanceDBConfig
+
+    def __init__(self, config: ComponentConfig | None = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        self._db: Any = None
+        self._collections: dict[str, LanceCollection] = {}
+        self._events: LanceEventLog | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.config.uri)
+
+    def _connection(self) -> Any:
+        if self._db is None:
+            import lancedb
+
+            self.config.uri.mkdir(parents=True, exist_ok=True)
+            seconds = self.config.read_consistency_s
+            interval = None if seconds is None else timedelta(seconds=seconds)
+            connecting = lancedb.connect_async(str(self.config.uri), read_consistency_interval=interval)
+            self._db = _run(connecting, f"opening {self.location}")
+        return self._db
+
+    @staticmethod
+    async def _open_table(db: Any, name: str, schema: pa.Schema) -> tuple[Any, bool]:
+        try:
+            return await db.open_table(name), False
+        except ValueError as exc:
+            if "not found" not in str(exc).lower():
+                raise
+        return await db.create_table(name, schema=schema), True
+
+    def open(self, collection: str, *, dim: int, provenance: Mapping[str, str]) -> LanceCollection:
+        wanted = {str(key): str(value) for key, value in provenance.items()}
+        if not _COLLECTION_NAME.fullmatch(collection) or collection == EVENTS_TABLE:
+            raise StoreError(
+                f"invalid collection name {collection!r}: use letters, digits, '_', '-' or '.' "
+                f"(and not {EVENTS_TABLE!r}, the event log)"
+            )
+        if dim <= 0:
+            raise ValueError(f"collection {collection!r}: dim must be positive, got {dim}")
+        opened = self._collections.get(collection)
+        if opened is None:
+            opened = _run(
+                self._open_collection(self._connection(), collection, dim, wanted), f"opening collection {collection!r}"
+            )
+        self._check(opened.name, opened.dim, opened.provenance, dim, wanted)
+        self._collections[collection] = opened
+        return opened
+
+    async def _open_collection(self, db: Any, name: str, dim: int, provenance: dict[str, str]) -> LanceCollection:
+        table, _created = await self._open_table(db, name, _collection_schema(dim, provenance))
+        metadata = (await table.schema()).metadata or {}
+        if _DIM_KEY not in metadata:
+            raise StoreError(f"table {name!r} in {self.location} is not a polyrec collection (no dim in its schema)")
+        stored_dim = int(metadata[_DIM_KEY])
+        stored = json.loads(metadata.get(_PROVENANCE_KEY, b"{}"))
+        opened = LanceCollection(self, table, name, stored_dim, stored)
+        await opened._load_state()
+        return opened
+
+    def _check(self, name: str, stored_dim: int, stored: dict[str, str], dim: int, wanted: dict[str, str]) -> None:
+        check_provenance(
+            collection=name,
+            location=self.location,
+            stored_dim=stored_dim,
+            stored=stored,
+            dim=dim,
+            provenance=wanted,
+            remedy=(
+                f"Point the store at a new directory (store uri) and ingest again, or delete "
+                f"{Path(self.location) / (name + '.lance')} and re-ingest the items."
+            ),
+        )
+
+    def events(self) -> LanceEventLog:
+        if self._events is None:
+            schema = LanceEventLog.schema()
+            table, _created = _run(self._open_table(self._connection(), EVENTS_TABLE, schema), "opening the event log")
+            self._events = LanceEventLog(self, table)
+        return self._events
+
+    @property
+    def state_dir(self) -> Path:
+        path = self.config.uri / "state"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        self._collections.clear()
+        self._events = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _collection_schema(dim: int, provenance: Mapping[str, str]) -> pa.Schema:
+    import pyarrow as pa
+
+    metadata = {
+        _FORMAT_KEY: b"1",
+        _DIM_KEY: str(dim).encode(),
+        _PROVENANCE_KEY: json.dumps(dict(sorted(provenance.items()))).encode(),
+    }
+    fields = [
+        pa.field("id", pa.utf8(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+        pa.field("metadata", pa.utf8(), nullable=False),
+    ]
+    return pa.schema(fields, metadata=metadata)
+
+
+@hookimpl
+def register_stores(register: Any) -> None:
+    register(LanceDBStore)
