@@ -194,6 +194,7 @@ def _librosa_load(path: Path, first: BaseException) -> tuple[np.ndarray, int]:
         with warnings.catch_warnings():  # librosa warns that soundfile failed: we know, we tried it first
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # audioread's stdlib imports
             samples, rate = librosa.load(str(path), sr=None, mono=False)
     except Exception as second:
         raise ValueError(

@@ -19,12 +19,30 @@ defined inside a cached factory so that importing this module stays light.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ModelShape", "build_model", "left_pad"]
+import numpy as np
+
+__all__ = [
+    "ModelShape",
+    "TrainSettings",
+    "TrainLog",
+    "Catalog",
+    "ValidationCases",
+    "build_model",
+    "left_pad",
+    "torch_threads",
+    "hold_out_last",
+    "training_windows",
+    "train_model",
+    "validation_ndcg",
+    "embed_histories",
+]
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,22 @@ def left_pad(torch: Any, rows: list[Any], length: int, fill: int = 0) -> tuple[A
             matrix[r, length - n :] = torch.as_tensor(row[len(row) - n :], dtype=torch.long)
             pad[r, length - n :] = False
     return matrix, pad
+
+
+@contextlib.contextmanager
+def torch_threads(torch: Any, threads: int | None) -> Iterator[None]:
+    """Run torch on ``threads`` intra-op threads for the block (None: leave as is), then restore.
+
+    The model is small: on a busy machine, threads spinning against each other cost more
+    than they save, so the scorer defaults to one.
+    """
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @functools.cache
@@ -146,3 +180,195 @@ def _classes() -> dict[str, Any]:
             return self.norm(x), weights
 
     return {"Block": Block, "SequenceModel": SequenceModel}
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How :func:`train_model` trains (the scorer's config decides the values)."""
+
+    epochs: int = 200
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 128
+    patience: int = 10
+    label_smoothing: float = 0.0
+    id_dropout: float = 0.0
+    full_softmax_items: int = 20_000
+    negatives: int = 1024
+    seed: int = 0
+
+
+@dataclass
+class TrainLog:
+    """What happened during training: per-epoch loss and validation NDCG@10, the chosen epoch."""
+
+    losses: list[float]
+    validation: list[float]
+    best_epoch: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The items as the model sees them: L2-normalised content rows and ID rows (0: unknown)."""
+
+    content: np.ndarray
+    id_rows: np.ndarray
+
+
+@dataclass(frozen=True)
+class ValidationCases:
+    """Held-out next items: ``histories[i]`` (item indices, oldest first) then ``targets[i]``."""
+
+    histories: list[np.ndarray]
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def hold_out_last(
+    sequences: list[np.ndarray], max_cases: int, rng: np.random.Generator
+) -> tuple[list[np.ndarray], ValidationCases]:
+    """Take the last item of (up to ``max_cases``, seeded sample of) users with 3+ items as
+    validation targets; those users train on the rest of their sequence."""
+    eligible = [u for u, sequence in enumerate(sequences) if len(sequence) >= 3]
+    if len(eligible) > max_cases:
+        eligible = sorted(rng.choice(eligible, max_cases, replace=False).tolist())
+    chosen = set(eligible)
+    train = [sequence[:-1] if u in chosen else sequence for u, sequence in enumerate(sequences)]
+    cases = ValidationCases([sequences[u][:-1] for u in eligible], np.array([sequences[u][-1] for u in eligible]))
+    return train, cases
+
+
+def training_windows(sequences: list[np.ndarray], max_len: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Cut every sequence into windows of at most ``max_len + 1`` items (inputs + next items).
+
+    The windows tile the sequence from its end, overlapping by one item, with a random
+    shift per call so that across epochs each item is seen with different contexts.
+    """
+    windows: list[np.ndarray] = []
+    for sequence in sequences:
+        end = len(sequence)
+        if end > max_len + 1:
+            shift = int(rng.integers(0, max_len))
+            if shift:
+                windows.append(sequence[end - shift - 1 :])
+                end -= shift
+        while end > 1:
+            start = max(0, end - max_len - 1)
+            windows.append(sequence[start:end])
+            end = start + 1 if start > 0 else 0
+    return [window for window in windows if len(window) > 1]
+
+
+def train_model(
+    model: Any, catalog: Catalog, sequences: list[np.ndarray], validation: ValidationCases, settings: TrainSettings
+) -> TrainLog:
+    """AdamW on next-item cross-entropy at every position of every window; keep the epoch
+    with the best validation NDCG@10 and stop after ``patience`` epochs without gain."""
+    import time
+
+    import torch
+
+    started = time.perf_counter()
+    rng = np.random.default_rng(settings.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    content = torch.from_numpy(catalog.content)
+    id_rows = torch.from_numpy(catalog.id_rows)
+    full = len(id_rows) <= settings.full_softmax_items
+    losses: list[float] = []
+    scores: list[float] = []
+    best = (-1.0, -1, None)
+    for epoch in range(settings.epochs):
+        model.train()
+        windows = training_windows(sequences, model.shape.max_len, rng)
+        order = rng.permutation(len(windows))
+        total = 0.0
+        for start in range(0, len(order), settings.batch_size):
+            batch = [windows[i] for i in order[start : start + settings.batch_size]]
+            loss = _batch_loss(torch, model, content, id_rows, batch, full, settings, rng)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        losses.append(total / max(len(windows), 1))
+        scores.append(validation_ndcg(model, catalog, validation))
+        if scores[-1] > best[0]:
+            best = (scores[-1], epoch, {name: value.clone() for name, value in model.state_dict().items()})
+        elif epoch - best[1] >= settings.patience:
+            break
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    model.eval()
+    return TrainLog(losses, scores, best[1], time.perf_counter() - started)
+
+
+def _batch_loss(
+    torch: Any,
+    model: Any,
+    content: Any,
+    id_rows: Any,
+    batch: list[np.ndarray],
+    full: bool,
+    settings: TrainSettings,
+    rng: np.random.Generator,
+) -> Any:
+    import torch.nn.functional as F
+
+    length = max(len(window) for window in batch) - 1
+    inputs, pad = left_pad(torch, [window[:-1] for window in batch], length)
+    targets, _ = left_pad(torch, [window[1:] for window in batch], length, fill=-1)
+    if full:
+        rows = torch.arange(len(id_rows))
+    else:  # only the items this batch touches: its own plus shared uniform negatives
+        negatives = torch.from_numpy(rng.integers(0, len(id_rows), settings.negatives))
+        rows = torch.unique(torch.cat([inputs[~pad], targets[~pad], negatives]))
+    batch_ids = id_rows[rows]
+    if settings.id_dropout > 0:  # teach the model to place items by content alone (cold items)
+        dropped = torch.from_numpy(rng.random(len(rows)) < settings.id_dropout)
+        batch_ids = batch_ids.masked_fill(dropped, 0)
+    table = model.embed(content[rows], batch_ids)
+    local = torch.searchsorted(rows, inputs.clamp(min=0))
+    hidden, _ = model.encode(table[local], pad)
+    keep = ~pad
+    logits = hidden[keep] @ table.T
+    target = torch.searchsorted(rows, targets[keep])
+    return F.cross_entropy(logits, target, label_smoothing=settings.label_smoothing)
+
+
+def validation_ndcg(model: Any, catalog: Catalog, cases: ValidationCases, batch_size: int = 256) -> float:
+    """NDCG@10 of the held-out next items, ranked over the whole catalog, history items masked."""
+    import torch
+
+    if not len(cases):
+        return 0.0
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        table = model.embed(torch.from_numpy(catalog.content), torch.from_numpy(catalog.id_rows))
+        for start in range(0, len(cases), batch_size):
+            histories = [h[-model.shape.max_len :] for h in cases.histories[start : start + batch_size]]
+            hidden = model.encode(*embed_histories(torch, table, histories, model.shape.max_len))[0][:, -1]
+            scores = hidden @ table.T
+            targets = torch.from_numpy(cases.targets[start : start + batch_size])
+            target_scores = scores[torch.arange(len(targets)), targets]
+            for row, history in enumerate(cases.histories[start : start + batch_size]):
+                scores[row, torch.from_numpy(np.asarray(history))] = float("-inf")
+            ranks = (scores > target_scores[:, None]).sum(1)
+            total += float(torch.where(ranks < 10, 1.0 / torch.log2(ranks + 2.0), 0.0).sum())
+    model.train()
+    return total / len(cases)
+
+
+def embed_histories(torch: Any, table: Any, histories: list[np.ndarray], max_len: int) -> tuple[Any, Any]:
+    """Left-padded ``(B, L, dim)`` rows of ``table`` for the last ``max_len`` indices of each history."""
+    length = max(1, max(len(h) for h in histories))
+    indices, pad = left_pad(torch, histories, min(length, max_len))
+    return table[indices] * (~pad).unsqueeze(-1), pad

@@ -87,7 +87,8 @@ def speech_like(rng: np.random.Generator, rate: int, seconds: float) -> np.ndarr
     )
     signal = np.zeros_like(t)
     nyquist = rate / 2
-    for k in range(1, int(nyquist * 0.9 / f0.min()) + 1):
+    top = min(nyquist * 0.9, 5000.0)  # formants end near 3.2 kHz: higher harmonics are ~silent
+    for k in range(1, int(top / f0.min()) + 1):
         freq = k * f0
         # formant envelope at this harmonic: three resonances, the higher ones weaker
         gain = sum(

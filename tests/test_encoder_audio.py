@@ -88,7 +88,8 @@ def test_clips_of_a_kind_are_nearest_neighbours(encoder: LibrosaAudioEncoder, la
     precision = (labels[top5] == labels[:, None]).mean(axis=1)
     per_kind = {kind: float(precision[labels == kind].mean()) for kind in NEIGHBOUR_KINDS}
     print(f"precision@5 = {precision.mean():.3f}, per kind {per_kind}")
-    assert precision.mean() >= 0.8, per_kind
+    # 0.9, not 0.8: log-mel band means alone reach ~0.8 on such sets; seeds 1-5 give 0.97-1.0
+    assert precision.mean() >= 0.9, per_kind
     assert min(per_kind.values()) >= 0.6, per_kind  # no kind is lost in the others
 
 

