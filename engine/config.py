@@ -191,7 +191,8 @@ def resolve_config(
     settings = raw if isinstance(raw, PolyrecConfig) else _settings(raw, label, registry)
     if base_dir is None and source_path is not None:
         base_dir = source_path.parent
-    anchor = Path(base_dir) if base_dir is not None else None
+    # absolute, so the anchored paths stay right if the process changes directory later
+    anchor = Path(base_dir).absolute() if base_dir is not None else None
     problems: list[tuple[str, str]] = []
     specs: dict[str, ComponentSpec] = {}
     slots: list[tuple[str, str, Slot, str | None]] = [("store", "store", settings.store, None)]

@@ -1,9 +1,11 @@
 """The four polyrec hooks. Every hook hands the plugin a ``register`` callback.
 
-The engine calls each hook once per plugin manager, right after all plugins are loaded
-(:func:`polyrec.engine.registry.Registry.from_plugin_manager`). A plugin answers by
-calling ``register(ComponentClass)`` for every component it provides; the class's
-``name`` attribute is its registry name. Return values are ignored.
+The engine calls each plugin's hooks once when it builds a registry, right after all
+plugins are loaded (:func:`polyrec.engine.registry.Registry.from_plugin_manager`). A plugin
+answers by calling ``register(ComponentClass)`` for every component it provides; the
+class's ``name`` attribute is its registry name. Return values are ignored. If a hook
+raises, or registers something that is not a subclass of the kind's base class, none of
+that plugin's components are registered and it is reported like a plugin that failed to load.
 """
 
 from __future__ import annotations

@@ -144,12 +144,17 @@ class Retriever:
         self.assembly = assembly
         self._popularity: list[tuple[str, int]] | None = None
         self._centroid: np.ndarray | None = None
+        # bumped by every forget: a cache computed while a write ran is not kept (concurrent servers)
+        self._events_version = 0
+        self._items_version = 0
 
     def forget_events(self) -> None:
         self._popularity = None
+        self._events_version += 1
 
     def forget_items(self) -> None:
         self._centroid = None
+        self._items_version += 1
 
     # -- histories -----------------------------------------------------------------------
 
@@ -219,10 +224,14 @@ class Retriever:
 
     def popularity(self) -> list[tuple[str, int]]:
         """Items by number of events, most first (ties by id)."""
-        if self._popularity is None:
+        popularity = self._popularity
+        if popularity is None:
+            version = self._events_version
             counts = Counter(event.item for event in self.assembly.store.events().read())
-            self._popularity = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
-        return self._popularity
+            popularity = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
+            if version == self._events_version:
+                self._popularity = popularity
+        return popularity
 
     def _popular(self, n: int, filter: Mapping[str, Any] | None, excluded: set[str]) -> list[_Candidate]:
         found: list[_Candidate] = []
@@ -237,12 +246,16 @@ class Retriever:
         return sorted(found, key=lambda c: -c.score)[:n]
 
     def _typical(self, n: int, filter: Mapping[str, Any] | None, excluded: set[str]) -> list[_Candidate]:
-        if self._centroid is None:
+        centroid = self._centroid
+        if centroid is None:
+            version = self._items_version
             _, vectors = item_matrix(self.assembly)
-            self._centroid = vectors.mean(axis=0) if len(vectors) else None
-        if self._centroid is None:
+            centroid = vectors.mean(axis=0) if len(vectors) else None
+            if version == self._items_version:
+                self._centroid = centroid
+        if centroid is None:
             return []
-        hits = [hit for hit in self.assembly.layout.items().search(self._centroid, n, filter) if hit.id not in excluded]
+        hits = [hit for hit in self.assembly.layout.items().search(centroid, n, filter) if hit.id not in excluded]
         return self._with_vectors(hits)
 
     # -- similar -------------------------------------------------------------------------
@@ -266,8 +279,12 @@ class Retriever:
 
     # -- search --------------------------------------------------------------------------
 
-    def query_encoder(self, query: Any, field: str | None) -> FieldEncoder:
-        """The encoder slot that searches ``query``: the one named, else the first that takes its modality."""
+    def query_encoder(self, query: Any, field: str | None, modality: str | None = None) -> FieldEncoder:
+        """The encoder slot that searches ``query``: the one named, else the first that takes its modality.
+
+        ``modality`` (text, image, audio) overrides guessing it from the query, e.g. for a
+        text query that happens to name a file, which must not be read.
+        """
         encoders = self.assembly.encoders
         if field is not None:
             by_field = [fe for fe in encoders.values() if fe.field == field]
@@ -276,7 +293,7 @@ class Retriever:
                 known = sorted({*encoders, *(fe.field for fe in encoders.values())})
                 raise QueryError(f"no encoder slot or field {field!r}; known: {', '.join(known)}")
             return chosen
-        modality = query_modality(query)
+        modality = modality or query_modality(query)
         for fe in encoders.values():
             if modality in fe.encoder.query_modalities and fe.usable:
                 return fe
@@ -291,12 +308,14 @@ class Retriever:
         field: str | None = None,
         filter: Mapping[str, Any] | None = None,
         user_weight: float = DEFAULT_USER_WEIGHT,
+        modality: str | None = None,
     ) -> list[Recommendation]:
+        """Search one encoder's space; ``modality`` states the query's modality instead of guessing it."""
         _check(k, 0.0, filter)
         if not 0.0 <= user_weight <= 1.0:
             raise QueryError(f"user_weight must be between 0 and 1, got {user_weight!r}")
-        encoder = self.query_encoder(query, field)
-        if isinstance(query, str) and query_modality(query) != "text":
+        encoder = self.query_encoder(query, field, modality)
+        if modality is None and isinstance(query, str) and query_modality(query) != "text":
             query = Path(query)  # an existing media file named by a string
         vector = self._encode_query(encoder, query)
         history = self.history(str(user))[0] if user is not None else None

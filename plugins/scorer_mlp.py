@@ -5,8 +5,10 @@ vector c. Both go through one learned projection P (D -> ``projection``), then
 
     score(u, c) = w2 . gelu(W1 [Pu, Pc, Pu * Pc] + b1) + b2 + alpha * (u . c)
 
-The ``alpha * (u . c)`` skip starts the model from the ``dot`` scorer and lets the MLP
-learn what similarity misses (e.g. "after A users go on to B", or item-side priors).
+The ``alpha * (u . c)`` skip (alpha starts at 10, the MLP's output layer at zero) starts
+the model as the ``dot`` scorer and lets the MLP learn what similarity misses (e.g.
+"after A users go on to B", or item-side priors), so a small log cannot make it much
+worse than ``dot``.
 
 Training (:meth:`MlpScorer.fit`): every position t >= 1 of every user's sequence is an
 example (at most ``max_examples``, seeded sample): the prefix (last ``history_length``
@@ -169,7 +171,10 @@ class MlpScorer(Scorer):
             projection = torch.nn.Linear(items.shape[1], config.projection, bias=False)
             layer_1 = torch.nn.Linear(3 * config.projection, config.hidden)
             layer_2 = torch.nn.Linear(config.hidden, 1)
-            alpha = torch.nn.Parameter(torch.ones(()))
+            # start as the dot scorer at softmax temperature 0.1: the MLP's output layer is
+            # zero, so it only adds what the log teaches it (robust on small logs)
+            torch.nn.init.zeros_(layer_2.weight)
+            alpha = torch.nn.Parameter(torch.tensor(10.0))
             activation = torch.nn.GELU(approximate="tanh")
             item_tensor, users = torch.from_numpy(items), torch.from_numpy(examples.users)
             positives = torch.from_numpy(examples.positives)

@@ -2,13 +2,18 @@
 
 For candidate i and history item j with similarity s_ij = c_i . h_j and recency weight r_j:
 
-    a_ij  = r_j * exp(s_ij / temperature) / sum_k r_k * exp(s_ik / temperature)
-    score = sum_j a_ij * s_ij
+    a_ij  = r_j * exp(s_ij / T) / sum_k r_k * exp(s_ik / T)        (attention, the explanation)
+    score = T * log sum_j r_j * exp(s_ij / T)                       (a soft maximum of s_i.)
 
-so the history items most like the candidate dominate its score (and its explanation,
-which is ``a``). A large temperature tends to the ``dot`` scorer (recency-weighted mean
-similarity), a small one to the best-matching history item. The recency prior can be
-switched off (``recency_prior = false``). Empty history: zero scores (see ``scorer_dot``).
+The score is the log-sum-exp whose gradient in s_ij is exactly a_ij, so the weights are
+an exact attribution of the score. A candidate very like a few history items outranks
+one mildly like all of them (a user with two tastes keeps both, where the mean vector
+would blur them into neither), yet the history mass behind a match still counts: one
+stray event does not outweigh many consistent ones the way a normalised
+attention-weighted similarity would let it. A large temperature T tends to the ``dot``
+scorer (recency-weighted mean similarity), a small one to the best-matching history item.
+The recency prior can be switched off (``recency_prior = false``). Empty history: zero
+scores (see ``scorer_dot``). Vectorised over m candidates x h history items.
 """
 
 from __future__ import annotations
@@ -21,16 +26,29 @@ from pydantic import Field
 from polyrec.contracts import ComponentConfig, History, Scored, Scorer, hookimpl, recency_weights
 from polyrec.plugins.scorer_dot import check_inputs, empty_scored, recency_query_vector
 
-__all__ = ["TargetAttentionScorer", "TargetAttentionConfig", "attention_weights", "register_scorers"]
+__all__ = ["TargetAttentionScorer", "TargetAttentionConfig", "attention_weights", "soft_maximum", "register_scorers"]
+
+
+def _prior_logits(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):  # a zero prior is a weight of exactly zero
+        return similarities / temperature + np.log(prior)[None, :]
 
 
 def attention_weights(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
     """Row-wise softmax of ``similarities / temperature`` with a multiplicative ``prior`` (h,)."""
-    with np.errstate(divide="ignore"):
-        logits = similarities / temperature + np.log(prior)[None, :]
-    logits = logits - logits.max(axis=1, keepdims=True)
-    weights = np.exp(logits)
+    logits = _prior_logits(similarities, prior, temperature)
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def soft_maximum(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
+    """Row-wise ``temperature * log sum_j prior_j * exp(similarity_j / temperature)``."""
+    # float64 and an exactly normalised prior: at a high temperature the result is a small
+    # difference of large numbers, and T * log(sum of a float32 prior) would shift it
+    prior = prior.astype(np.float64) / float(np.sum(prior, dtype=np.float64))
+    logits = _prior_logits(similarities.astype(np.float64), prior, temperature)
+    top = logits.max(axis=1, keepdims=True)
+    return (temperature * (top[:, 0] + np.log(np.exp(logits - top).sum(axis=1)))).astype(np.float32)
 
 
 class TargetAttentionConfig(ComponentConfig):
@@ -40,7 +58,7 @@ class TargetAttentionConfig(ComponentConfig):
 
 
 class TargetAttentionScorer(Scorer):
-    """Softmax attention of each candidate over the history by similarity; vectorised (m x h)."""
+    """Soft maximum of each candidate's similarity to the history; attention as explanation."""
 
     name = "target-attention"
     Config = TargetAttentionConfig
@@ -56,9 +74,9 @@ class TargetAttentionScorer(Scorer):
         if len(history) == 0:
             return empty_scored(len(candidates))
         similarities = candidates @ np.asarray(history.vectors, dtype=np.float32).T
-        attention = attention_weights(similarities, self.prior(history), self.config.temperature)
-        scores = (attention * similarities).sum(axis=1).astype(np.float32)
-        return Scored(scores=scores, weights=attention)
+        prior, temperature = self.prior(history), self.config.temperature
+        scores = soft_maximum(similarities, prior, temperature)
+        return Scored(scores=scores, weights=attention_weights(similarities, prior, temperature))
 
     def query_vector(self, history: History) -> np.ndarray:
         return recency_query_vector(history, self.config.half_life)

@@ -339,6 +339,17 @@ def test_relative_paths_are_anchored_at_the_config_directory(tmp_path: Path, reg
     assert resolved.encoders["poster"].config.checkpoint == tmp_path / "abs.ckpt"  # absolute stays
 
 
+def test_a_relative_config_path_anchors_absolutely(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "polyrec.toml").write_text(TOML_CONFIG)
+    monkeypatch.chdir(tmp_path)
+    resolved = load_config(Path("conf/polyrec.toml"), registry)
+    assert resolved.store.config.path == tmp_path / "conf" / "vectors"
+    assert resolved.encoders["poster"].config.checkpoint == tmp_path / "conf" / "models" / "pixel.ckpt"
+
+
 def test_default_relative_paths_are_anchored_too(tmp_path: Path, registry: Registry) -> None:
     resolved = resolve_config(base_config(), registry, source=tmp_path / "polyrec.toml")
     assert resolved.store.config.path == tmp_path / "polyrec-data"

@@ -27,6 +27,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "plugins_cmd",
     "config_cmd",
     "evaluate_cmd",
+    "serve_cmd",
 )
 
 #: Exit codes: 1 for a failed operation, 2 for invalid input (usage or config).

@@ -56,7 +56,9 @@ def format_result(result: dict[str, Any]) -> str:
     """A small table: the model (or baseline), pop and random, per split."""
     columns = [name for name in (result.get("test") or {}) if "@" in name]
     header = "  ".join(["".ljust(14), *columns])
-    lines = [f"protocol {result['protocol']} on {result['dataset']['name']}: {result['dataset']}", header]
+    data = result["dataset"]
+    about = f"{data['users']} users, {data['items']} items, {data['events']} events"
+    lines = [f"protocol {result['protocol']} on {data['name']} ({about})", header]
     label = result["config"] or "model"
     baselines = result.get("baselines", {})
     for split in ("valid", "test"):

@@ -67,12 +67,11 @@ class CatalogIndex:
     """Maps event rows to catalog positions and builds the histories scorers see."""
 
     def __init__(self, dataset: Dataset, item_ids: Sequence[str], vectors: np.ndarray | None = None) -> None:
-        position = {item: i for i, item in enumerate(item_ids)}
         events = dataset.events
         #: catalog position of each event's item, -1 when the item is not in the catalog
-        self.positions = np.fromiter((position.get(item, -1) for item in events["item"]), np.int64, len(events))
-        self.items = events["item"].to_numpy()
-        self.users = events["user"].to_numpy()
+        self.positions = pd.Index(list(item_ids)).get_indexer(events["item"]).astype(np.int64)
+        self.items = events["item"].to_numpy(dtype=object)
+        self.users = events["user"].to_numpy(dtype=object)
         self.timestamps = events["timestamp"].to_numpy()
         self.item_ids = list(item_ids)
         self.vectors = vectors

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from polyrec.contracts import PolyrecConfig, Scorer
 from polyrec.engine.config import read_config_file, resolve_config
@@ -272,9 +273,8 @@ def _result(
 def _catalog(dataset: Dataset) -> list[str]:
     """Item-file items, then items only the events name (a count-based baseline can rank them)."""
     known = dataset.item_ids
-    known_set = set(known)
-    extra = [item for item in dict.fromkeys(dataset.events["item"]) if item not in known_set]
-    return known + extra
+    named = pd.Series(pd.unique(dataset.events["item"]), dtype=object)
+    return known + named[~named.isin(known)].tolist()
 
 
 def evaluate_baseline(

@@ -1,0 +1,78 @@
+"""``polyrec serve``: the HTTP API and web page over the engine of one config (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polyrec.engine.cli._engine_args import add_config_argument
+
+if TYPE_CHECKING:
+    from polyrec.engine.server.limits import ServerLimits
+
+__all__ = ["add_parser", "run"]
+
+#: ServerLimits field -> the option that sets it
+_OPTIONS = {
+    "max_batch_items": "--max-batch",
+    "max_upload_bytes": "--max-upload-bytes",
+    "max_body_bytes": "--max-body-bytes",
+    "media_dirs": "--media-dir",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the HTTP API and web page",
+        description="Serve items, events, recommendations, similar items and search over HTTP "
+        "(OpenAPI docs at /docs, a web page at /). Everything acknowledged is stored in the config's store.",
+    )
+    add_config_argument(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--max-batch", type=int, metavar="N", help="items or events per request (default: 1000)")
+    parser.add_argument(
+        "--max-upload-bytes", type=int, metavar="N", help="bytes of an uploaded query file (default: 10 MiB)"
+    )
+    parser.add_argument("--max-body-bytes", type=int, metavar="N", help="bytes of a JSON body (default: 32 MiB)")
+    parser.add_argument(
+        "--media-dir",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="directory item images may be served from; repeatable (default: the config file's folder)",
+    )
+    parser.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
+    parser.set_defaults(func=run)
+
+
+def _limits(args: argparse.Namespace) -> ServerLimits:
+    from pydantic import ValidationError
+
+    from polyrec.contracts import ConfigError
+    from polyrec.engine.server.limits import ServerLimits
+
+    options = {
+        "max_batch_items": args.max_batch,
+        "max_upload_bytes": args.max_upload_bytes,
+        "max_body_bytes": args.max_body_bytes,
+        "media_dirs": tuple(args.media_dir) if args.media_dir else None,
+    }
+    try:
+        return ServerLimits(**{key: value for key, value in options.items() if value is not None})
+    except ValidationError as exc:
+        problems = [(_OPTIONS.get(str(e["loc"][0]), str(e["loc"][0])), e["msg"]) for e in exc.errors()]
+        raise ConfigError(problems, "(command line)") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from polyrec.engine.server.app import create_app
+
+    app = create_app(args.config, limits=_limits(args))
+    # one process: engine writes are serialised by an in-process lock
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    return 0

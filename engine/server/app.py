@@ -1,0 +1,138 @@
+"""The FastAPI app over one :class:`~polyrec.engine.engine.Engine`.
+
+    app = create_app("polyrec.toml")                 # or an Engine, or a config mapping
+    uvicorn.run(app, host="127.0.0.1", port=8000)   # what `polyrec serve` does
+
+Routes: ``/items`` (upsert, get, delete, similar, media), ``/events``, ``/users`` (list,
+events, recommendations), ``/search``, ``/health``, ``/plugins``; the web page at ``/``;
+OpenAPI docs at ``/docs``. Items, field vectors and events live in the engine's store (LanceDB
+by default), so a restart loses nothing that was acknowledged with a 2xx.
+
+Run it in one process (one uvicorn worker): writes are serialised by an in-process lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from polyrec.contracts import PolyrecConfig, PolyrecError
+from polyrec.engine.engine import Engine
+from polyrec.engine.plugins import PolyrecPluginManager, polyrec_version
+from polyrec.engine.server import routes_items, routes_search, routes_users
+from polyrec.engine.server.errors import install_error_handlers, status_of
+from polyrec.engine.server.limits import BodySizeLimit, ServerLimits
+from polyrec.engine.server.state import ServerState, State
+
+__all__ = ["STATIC_DIR", "create_app"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def _open_engine(
+    config: str | Path | Mapping[str, Any] | PolyrecConfig | Engine,
+    base_dir: str | Path | None,
+    plugin_manager: PolyrecPluginManager | None,
+) -> tuple[Engine, bool]:
+    if isinstance(config, Engine):
+        return config, False
+    return Engine.from_config(config, base_dir=base_dir, plugin_manager=plugin_manager), True
+
+
+def _default_media_dirs(config: Any, base_dir: str | Path | None) -> tuple[Path, ...]:
+    """Without configured media directories: the config file's folder (or ``base_dir``)."""
+    if isinstance(config, str | Path):
+        return (Path(config).resolve().parent,)
+    return (Path(base_dir),) if base_dir is not None else ()
+
+
+def create_app(
+    engine_or_config: Engine | str | Path | Mapping[str, Any] | PolyrecConfig,
+    *,
+    limits: ServerLimits | None = None,
+    base_dir: str | Path | None = None,
+    plugin_manager: PolyrecPluginManager | None = None,
+) -> FastAPI:
+    """An app serving ``engine_or_config`` (an Engine, a config file path or a config mapping).
+
+    An engine built here is closed when the app shuts down; an Engine passed in stays
+    open (its owner closes it). ``limits`` default to :class:`ServerLimits`; image files are
+    served from ``limits.media_dirs``, by default the config file's folder (or ``base_dir``).
+    """
+    limits = limits or ServerLimits()
+    if not limits.media_dirs:
+        limits = limits.model_copy(update={"media_dirs": _default_media_dirs(engine_or_config, base_dir)})
+    engine, owns_engine = _open_engine(engine_or_config, base_dir, plugin_manager)
+    state = ServerState(engine, limits, owns_engine)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(
+        title="polyrec",
+        version=polyrec_version(),
+        description="Multimodal recommendations: items, events, recommendations, similar items and search.",
+        lifespan=lifespan,
+    )
+    app.state.polyrec = state
+    app.add_middleware(BodySizeLimit, limits=limits)
+    install_error_handlers(app)
+    for module in (routes_items, routes_users, routes_search):
+        app.include_router(module.router)
+    _add_service_routes(app)
+    _add_web_page(app)
+    return app
+
+
+def _add_service_routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["service"], summary="Liveness and store counts")
+    def health(state: State) -> JSONResponse:
+        engine = state.engine
+        body: dict[str, Any] = {"status": "ok", "version": polyrec_version(), "store": engine.settings.store.plugin}
+        try:
+            body["items"] = engine.count()
+            body["events"] = engine.assembly.store.events().count()
+        except PolyrecError as exc:  # the store cannot be read as configured (e.g. provenance mismatch)
+            return JSONResponse({**body, "status": "error", "detail": str(exc)}, status_code=max(503, status_of(exc)))
+        return JSONResponse(body)
+
+    @app.get("/plugins", tags=["service"], summary="Configured and registered components")
+    def plugins(state: State) -> dict[str, Any]:
+        from polyrec.engine.cli.plugins_cmd import registry_report
+
+        assembly = state.engine.assembly
+        encoders = {
+            slot: {
+                "plugin": fe.plugin,
+                "field": fe.field,
+                "modality": fe.encoder.modality,
+                "query_modalities": list(fe.encoder.query_modalities),
+                "usable": fe.usable,
+            }
+            for slot, fe in assembly.encoders.items()
+        }
+        configured = {
+            "store": assembly.resolved.store.plugin,
+            "encoders": encoders,
+            "fusion": assembly.resolved.fusion.plugin,
+            "scorer": assembly.resolved.scorer.plugin,
+        }
+        return {"configured": configured, **registry_report(assembly.registry)}
+
+
+def _add_web_page(app: FastAPI) -> None:
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,128 @@
+"""HTTP errors: one JSON shape for every 4xx/5xx, and the mapping of polyrec's errors to statuses.
+
+Every error body is ``{"error": code, "detail": message, "errors": [{"field", "message"}]}``
+(``errors`` only where fields are to blame), so a client can show ``detail`` and point at
+each ``field``. Request validation names the field as a path: ``items[3].id``, ``k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from polyrec.contracts import (
+    ConfigError,
+    ItemError,
+    MissingDependencyError,
+    NotFittedError,
+    PluginError,
+    PolyrecError,
+    ProvenanceMismatchError,
+    StoreError,
+    UnknownComponentError,
+)
+
+__all__ = ["ApiError", "field_path", "install_error_handlers", "status_of", "validation_errors"]
+
+
+class ApiError(Exception):
+    """An error answered as JSON with ``status``; ``field`` names the request part to blame."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+        self.code = code or _CODES.get(status, "error")
+        self.errors = errors or ([{"field": field, "message": message}] if field else None)
+
+
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """``("body", "items", 3, "id")`` -> ``items[3].id``; ``("query", "k")`` -> ``k``."""
+    parts = list(loc[1:]) if loc and loc[0] in {"body", "query", "path", "header", "form"} else list(loc)
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def validation_errors(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """Pydantic errors as ``[{"field": "items[3].id", "message": ...}]``."""
+    return [{"field": field_path((*prefix, *error["loc"])), "message": error["msg"]} for error in errors]
+
+
+def _body(code: str, detail: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def status_of(exc: PolyrecError) -> int:
+    """The HTTP status for a polyrec error: the client's fault (4xx) or the server's state (409/503)."""
+    if isinstance(exc, ProvenanceMismatchError | NotFittedError):
+        return 409  # the store or the model state conflicts with the config: an operator must act
+    if isinstance(exc, StoreError | MissingDependencyError):
+        return 503
+    if isinstance(exc, UnknownComponentError | ConfigError | ItemError):
+        return 400
+    if isinstance(exc, PluginError):
+        return 500
+    return 400
+
+
+def _polyrec_errors(exc: PolyrecError) -> list[dict[str, str]] | None:
+    if isinstance(exc, ConfigError):
+        return [{"field": key or "config", "message": message} for key, message in exc.problems]
+    if isinstance(exc, ItemError):
+        return [{"field": exc.field or "item", "message": str(exc), "item_id": exc.item_id, "plugin": exc.plugin or ""}]
+    if isinstance(exc, UnknownComponentError):
+        return [{"field": exc.kind, "message": str(exc)}]
+    return None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(_body(exc.code, exc.message, exc.errors), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(exc.errors())
+        detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
+        return JSONResponse(_body("invalid_request", detail, errors), status_code=422)
+
+    @app.exception_handler(PolyrecError)
+    async def polyrec_error(_: Request, exc: PolyrecError) -> JSONResponse:
+        status = status_of(exc)
+        return JSONResponse(_body(_CODES.get(status, "error"), str(exc), _polyrec_errors(exc)), status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return JSONResponse(
+            _body(_CODES.get(exc.status_code, "error"), detail), status_code=exc.status_code, headers=exc.headers
+        )

@@ -1,0 +1,100 @@
+"""``/items``: batch upsert, look-up, delete, similar items and item images."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+
+from polyrec.contracts import Item
+from polyrec.engine.server.catalog import delete_item, item_info, item_metadata
+from polyrec.engine.server.errors import ApiError
+from polyrec.engine.server.limits import ServerLimits
+from polyrec.engine.server.query_params import check_k, parse_filter
+from polyrec.engine.server.results import to_results
+from polyrec.engine.server.schemas import DeletedOut, IngestOut, ItemOut, ItemsIn, SimilarOut
+from polyrec.engine.server.state import State
+
+__all__ = ["router", "check_batch"]
+
+router = APIRouter(tags=["items"])
+
+
+def check_batch(size: int, what: str, limits: ServerLimits) -> None:
+    if size > limits.max_batch_items:
+        raise ApiError(
+            413,
+            f"{what}: a batch of {size} exceeds the limit of {limits.max_batch_items} per request "
+            "(server option max_batch_items); split it",
+            field=what,
+        )
+
+
+@router.post("/items", response_model=IngestOut, summary="Add or update items (batch)")
+def upsert_items(body: ItemsIn, state: State) -> IngestOut:
+    """Encode, fuse and store the items. Items that fail (bad value, failing encoder) are listed
+    in ``failures`` with the item id, field, plugin and reason; the rest are stored."""
+    check_batch(len(body.items), "items", state.limits)
+    items = [Item(id=item.id, fields=item.fields) for item in body.items]
+    with state.write_lock:
+        report = state.engine.ingest(items)
+    return IngestOut(stored=report.stored, unchanged=report.unchanged, pending=report.pending, failures=report.failures)
+
+
+@router.get("/items/{item_id}", response_model=ItemOut, summary="An item's metadata and which fields have vectors")
+def get_item(item_id: str, state: State) -> ItemOut:
+    info = item_info(state.engine, item_id, state.media)
+    if info is None:
+        raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
+    return info
+
+
+@router.delete("/items/{item_id}", response_model=DeletedOut, summary="Delete an item (its events stay)")
+def remove_item(item_id: str, state: State) -> DeletedOut:
+    with state.write_lock:
+        removed = delete_item(state.engine, item_id)
+    if removed == 0:
+        raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
+    return DeletedOut(deleted=item_id, records=removed)
+
+
+@router.get("/items/{item_id}/similar", response_model=SimilarOut, summary="Items nearest an item")
+def similar_items(
+    item_id: str,
+    state: State,
+    k: Annotated[int, Query(ge=1, description="how many results")] = 10,
+    filter: Annotated[str | None, Query(description='metadata filter as JSON, e.g. {"year": {"$gte": 1990}}')] = None,
+    diversity: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+) -> SimilarOut:
+    check_k(k, state.limits)
+    parsed = parse_filter(filter)
+    if not state.engine.assembly.layout.items().get([item_id]):
+        raise ApiError(404, f"item {item_id!r} has no fused vector in the store (ingest it first)", field="item_id")
+    results = state.engine.similar(item_id, k=k, filter=parsed, diversity=diversity)
+    return SimilarOut(item=item_id, results=to_results(results, state.media, explain=False))
+
+
+@router.get(
+    "/items/{item_id}/media/{field}",
+    response_class=FileResponse,
+    summary="An item's image",
+    responses={200: {"content": {"image/*": {}}}, 404: {"description": "no servable image"}},
+)
+def item_media(item_id: str, field: str, state: State) -> FileResponse:
+    """The image file an item's ``field`` names, when it lies inside an allowed media directory."""
+    metadata = item_metadata(state.engine, item_id)
+    if metadata is None:
+        raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
+    if field not in metadata:
+        raise ApiError(404, f"item {item_id!r} has no field {field!r}", field="field")
+    path = state.media.resolve(metadata[field])
+    if path is None:
+        raise ApiError(
+            404,
+            f"field {field!r} of item {item_id!r} is not an image file inside the allowed media directories",
+            field="field",
+        )
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "max-age=300"})

@@ -1,0 +1,97 @@
+"""``/events`` and ``/users``: record events, list users, read a user's events, recommend.
+
+Recommendations read the user's history from the event log at request time, so an event
+that got a 2xx counts in the user's very next recommendation, without a refit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from polyrec.contracts import Event
+from polyrec.engine.server.catalog import items_metadata
+from polyrec.engine.server.query_params import check_k, parse_filter
+from polyrec.engine.server.results import fallback_of, to_results
+from polyrec.engine.server.routes_items import check_batch
+from polyrec.engine.server.schemas import EventOut, EventsIn, EventsOut, RecommendationsOut, UserEventsOut, UsersOut
+from polyrec.engine.server.state import State
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["users and events"])
+
+
+@router.post("/events", response_model=EventsOut, summary="Record events (batch)")
+def add_events(body: EventsIn, state: State) -> EventsOut:
+    """Append events to the store's event log; they count in the next recommendation at once.
+    Events of items not (yet) in the store are kept and listed in ``unknown_items``."""
+    check_batch(len(body.events), "events", state.limits)
+    now = time.time()
+    events = [
+        Event(
+            user=e.user, item=e.item, kind=e.kind, value=e.value, timestamp=now if e.timestamp is None else e.timestamp
+        )
+        for e in body.events
+    ]
+    with state.write_lock:
+        appended = state.engine.add_events(events)
+    items = sorted({event.item for event in events})
+    known = items_metadata(state.engine, items)
+    return EventsOut(appended=appended, unknown_items=[item for item in items if item not in known])
+
+
+@router.get("/users", response_model=UsersOut, summary="Users in the event log (sorted, paginated)")
+def list_users(
+    state: State,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1)] = 100,
+) -> UsersOut:
+    limit = min(limit, state.limits.max_page)
+    users = state.users.users(state.engine)
+    return UsersOut(users=users[offset : offset + limit], total=len(users), offset=offset, limit=limit)
+
+
+@router.get("/users/{user_id}/events", response_model=UserEventsOut, summary="A user's events, oldest first")
+def user_events(
+    user_id: str,
+    state: State,
+    limit: Annotated[int | None, Query(ge=1, description="only the latest `limit` events")] = None,
+    include_items: Annotated[bool, Query(description="add the events' item metadata and image URLs")] = False,
+) -> UserEventsOut:
+    events = state.engine.assembly.store.events().read(user_id)
+    shown = events[-limit:] if limit is not None else events
+    out = UserEventsOut(
+        user=user_id,
+        total=len(events),
+        events=[EventOut(user=e.user, item=e.item, kind=e.kind, value=e.value, timestamp=e.timestamp) for e in shown],
+    )
+    if include_items:
+        out.items = items_metadata(state.engine, sorted({e.item for e in shown}))
+        out.media = {item: links for item, meta in out.items.items() if (links := state.media.links(item, meta))}
+    return out
+
+
+@router.get("/users/{user_id}/recommendations", response_model=RecommendationsOut, summary="Top-k items for a user")
+def recommend(
+    user_id: str,
+    state: State,
+    k: Annotated[int, Query(ge=1, description="how many results")] = 10,
+    filter: Annotated[str | None, Query(description='metadata filter as JSON, e.g. {"genre": "Comedy"}')] = None,
+    explain: Annotated[bool, Query(description="list the history items (and weights) behind each result")] = False,
+    diversity: Annotated[float, Query(ge=0.0, le=1.0, description="0 (off) to 1: trade relevance for variety")] = 0.0,
+    exclude_seen: Annotated[bool, Query(description="leave out items the user interacted with")] = True,
+) -> RecommendationsOut:
+    """Unknown users (or users whose items are not in the store) get popular items, or the
+    catalog's most typical ones when there are no events: ``fallback`` says which."""
+    check_k(k, state.limits)
+    parsed = parse_filter(filter)
+    results = state.engine.recommend(user_id, k=k, filter=parsed, exclude_seen=exclude_seen, diversity=diversity)
+    fallback = fallback_of(results)
+    # results without a fallback flag came from a history; otherwise ask the log
+    known = (fallback is None and bool(results)) or bool(state.engine.assembly.store.events().read(user_id))
+    return RecommendationsOut(
+        user=user_id, known_user=known, fallback=fallback, results=to_results(results, state.media, explain)
+    )
