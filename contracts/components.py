@@ -136,7 +136,10 @@ class Fusion(Component, ABC):
     def fit(
         self, fields: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray], data: TrainingData | None
     ) -> None:
-        """Learn from the catalog's field vectors and, if given, the event log."""
+        """Learn from the catalog's field vectors and, if given, the event log.
+
+        Row i of every ``fields`` array (and ``present`` mask) is item ``data.item_ids[i]``.
+        """
 
 
 @dataclass

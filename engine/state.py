@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polyrec.contracts import Component
+from polyrec.contracts import Component, StoreError
 
 __all__ = ["MANIFEST_NAME", "FittedRecord", "EngineState"]
 
@@ -58,8 +58,12 @@ class EngineState:
         path = state.manifest_path
         if path is None or not path.is_file():
             return state
-        data = json.loads(path.read_text(encoding="utf-8"))
-        state.fitted = {key: FittedRecord(**record) for key, record in data.get("fitted", {}).items()}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            state.fitted = {key: FittedRecord(**record) for key, record in data.get("fitted", {}).items()}
+        except (ValueError, TypeError) as exc:
+            hint = "delete it and run `polyrec fit` again"
+            raise StoreError(f"engine state {path} is unreadable ({exc}); {hint}") from None
         state.collections = dict(data.get("collections", {}))
         return state
 

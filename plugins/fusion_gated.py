@@ -5,8 +5,8 @@ sqrt(w_f), renormalised; so the inner product of two items is the w-weighted mea
 their per-field cosine similarities. The gates w (softmax over one logit per field,
 summing to 1) are learned with a contrastive next-item objective: for consecutive items
 (a, b) in a user's sequence, fused(a) must be closer to fused(b) than to the other
-batch items' successors (in-batch negatives, symmetric InfoNCE, seeded, few epochs).
-A modality that predicts what users go on to consume gets a large gate; one that does
+batch items' successors (in-batch negatives, symmetric InfoNCE, seeded, ``epochs`` but at
+least ``min_steps`` updates). A modality that predicts what users go on to consume gets a large gate; one that does
 not is turned down. :meth:`GatedFusion.field_weights` shows the result.
 
 Before :meth:`fit` (or when the log has no consecutive pairs) all gates are equal, which
@@ -17,6 +17,7 @@ they stay explainable and cannot overfit a small log.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def consecutive_pairs(data: TrainingData, usable: np.ndarray, max_pairs: int, se
 
 class GatedConfig(ComponentConfig):
     epochs: int = Field(default=5, gt=0)
+    min_steps: int = Field(default=200, ge=0, description="at least this many updates (more epochs on a small log)")
     batch_size: int = Field(default=512, ge=2, description="pairs per batch; the other pairs are the negatives")
     lr: float = Field(default=0.05, gt=0)
     temperature: float = Field(default=0.1, gt=0, description="temperature of the contrastive loss")
@@ -161,9 +163,19 @@ class GatedFusion(Fusion):
                 return (cross_entropy(similarity, targets) + cross_entropy(similarity.T, targets)) / 2
 
             history = train_minibatches(
-                [logits], batch_loss, len(pairs), epochs=config.epochs, batch_size=config.batch_size, lr=config.lr
+                [logits],
+                batch_loss,
+                len(pairs),
+                epochs=self._epochs(len(pairs)),
+                batch_size=config.batch_size,
+                lr=config.lr,
             )
         return logits.detach().numpy().astype(np.float64), history
+
+    def _epochs(self, n_pairs: int) -> int:
+        # a handful of scalars is cheap to train, but a small log gives few batches per epoch
+        batches = math.ceil(n_pairs / self.config.batch_size)
+        return max(self.config.epochs, math.ceil(self.config.min_steps / batches))
 
     @property
     def fingerprint(self) -> str:

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ModelShape",
@@ -300,6 +303,10 @@ def train_model(
             total += float(loss.detach()) * len(batch)
         losses.append(total / max(len(windows), 1))
         scores.append(validation_ndcg(model, catalog, validation))
+        log.info(
+            "epoch %d: loss %.4f, validation NDCG@10 %.4f (%.0f s)",
+            epoch, losses[-1], scores[-1], time.perf_counter() - started,
+        )  # fmt: skip
         if scores[-1] > best[0]:
             best = (scores[-1], epoch, {name: value.clone() for name, value in model.state_dict().items()})
         elif epoch - best[1] >= settings.patience:

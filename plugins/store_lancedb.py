@@ -105,7 +105,12 @@ class LanceDBConfig(ComponentConfig):
     )
     index_type: Literal["IVF_SQ", "IVF_PQ", "IVF_FLAT"] = Field(default="IVF_SQ", description="LanceDB index kind")
     num_partitions: int | None = Field(default=None, ge=1, description="IVF partitions (None: from the row count)")
-    nprobes: int | None = Field(default=None, ge=1, description="partitions probed per search (None: automatic)")
+    nprobes: int | None = Field(
+        default=None, ge=1, description="partitions probed for a top-10 search, more for deeper ones (None: auto)"
+    )
+    flat_search_rows: int = Field(
+        default=10_000, ge=0, description="filtered searches passing at most this many rows scan them exactly"
+    )
     refine_factor: int = Field(default=4, ge=1, description="exact re-ranking of refine_factor * k candidates")
     reindex_fraction: float = Field(default=0.1, gt=0, description="fold new rows into the index past this share")
     retrain_growth: float = Field(default=4.0, gt=1, description="retrain the index after this much growth")
@@ -120,9 +125,15 @@ def auto_num_partitions(rows: int) -> int:
     return max(1, min(4096, round(math.sqrt(rows))))
 
 
-def auto_nprobes(partitions: int) -> int:
-    """Partitions to probe: 5% of them but at least 20 (all of them for small indexes)."""
-    return min(partitions, max(20, math.ceil(0.05 * partitions)))
+def auto_nprobes(partitions: int, depth: float = 10, base: int | None = None) -> int:
+    """Partitions to probe to find the nearest ``depth`` rows.
+
+    ``base`` (default: 5% of the partitions, at least 20) is for the top 10; deeper searches
+    (a larger k, or a filter that passes a fraction of the rows) reach further from the
+    query, over more partitions: x(depth/10)^(1/3), so x2.7 for the top 200.
+    """
+    base = base or max(20, math.ceil(0.05 * partitions))
+    return min(partitions, math.ceil(base * max(1.0, depth / 10) ** (1 / 3)))
 
 
 # -- metadata columns -------------------------------------------------------------------
@@ -472,7 +483,7 @@ class LanceCollection(Collection):
         """The ANN index in use: rows it was trained on, partitions, partitions probed; None if none."""
         if self._index is None:
             return None
-        nprobes = self._config.nprobes or auto_nprobes(self._index.partitions)
+        nprobes = auto_nprobes(self._index.partitions, base=self._config.nprobes)
         return {"trained_rows": self._index.trained_rows, "partitions": self._index.partitions, "nprobes": nprobes}
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -508,9 +519,6 @@ class LanceCollection(Collection):
         if k <= 0 or where == FALSE:
             return []
         table = self._do(self._search(query, k, where), "search")
-        if where is not None and self._index is not None and table.num_rows < k:
-            # the probed partitions held fewer than k rows passing the filter: probe them all
-            table = self._do(self._search(query, k, where, every_partition=True), "search")
         distances = table.column("_distance").to_numpy()
         hits = [
             Hit(id=item_id, score=1.0 - float(distance), metadata=json.loads(metadata))
@@ -520,7 +528,7 @@ class LanceCollection(Collection):
         ]
         return [hit for hit in hits if matches(hit.metadata, filter)]  # a safety net: the SQL is exact
 
-    async def _search(self, query: np.ndarray, k: int, where: str | None, every_partition: bool = False) -> pa.Table:
+    def _nearest(self, query: np.ndarray, k: int, where: str | None) -> Any:
         builder = (
             self._table.query()
             .nearest_to(query)
@@ -528,13 +536,24 @@ class LanceCollection(Collection):
             .select(["id", "metadata", "_distance"])
             .limit(k)
         )
+        return builder if where is None else builder.where(where)  # a prefilter: applied before the search
+
+    async def _search(self, query: np.ndarray, k: int, where: str | None) -> pa.Table:
+        if self._index is None:
+            return await self._nearest(query, k, where).to_arrow()  # an exact scan
+        depth = float(k)
         if where is not None:
-            builder = builder.where(where)
-        if self._index is not None:
-            partitions = self._index.partitions
-            nprobes = partitions if every_partition else self._config.nprobes or auto_nprobes(partitions)
-            builder = builder.nprobes(nprobes).refine_factor(self._config.refine_factor)
-        return await builder.to_arrow()
+            matching = await self._table.count_rows(where)
+            if matching <= max(k, self._config.flat_search_rows):
+                return await self._nearest(query, k, where).bypass_vector_index().to_arrow()
+            # the filtered top-k lie as deep as the unfiltered top-(k / selectivity)
+            depth = k * await self._table.count_rows() / matching
+        partitions, refine = self._index.partitions, self._config.refine_factor
+        nprobes = auto_nprobes(partitions, depth, self._config.nprobes)
+        table = await self._nearest(query, k, where).nprobes(nprobes).refine_factor(refine).to_arrow()
+        if where is not None and table.num_rows < k:  # too few passing rows in the probed partitions
+            table = await self._nearest(query, k, where).nprobes(partitions).refine_factor(refine).to_arrow()
+        return table
 
     def count(self) -> int:
         return self._do(self._table.count_rows(), "count")

@@ -104,7 +104,7 @@ def tiny_open_clip(folder: Path) -> dict[str, Any]:
     model, _, _ = open_clip.create_model_and_transforms(TINY_CLIP, pretrained=None)
     checkpoint = folder / "tiny.pt"
     torch.save(model.state_dict(), checkpoint)
-    return {"plugin": "open-clip", "model": TINY_CLIP, "pretrained": None, "checkpoint": str(checkpoint), "device": "cpu"}
+    return {"plugin": "open-clip", "model": TINY_CLIP, "pretrained": None, "checkpoint": str(checkpoint)}
 
 
 def image_catalog(kind: str) -> Callable[[Path], tuple[Any, dict]]:

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from engine_fakes import ENCODED, plugin_manager
 
 from polyrec.contracts import Item, ProvenanceMismatchError
 from polyrec.engine.engine import Engine
 from polyrec.engine.ingest import read_events, read_items
-
-from engine_fakes import ENCODED, plugin_manager
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +113,8 @@ def test_parquet_directory_and_csv_chunks_are_streamed(tmp_path: Path) -> None:
     folder = tmp_path / "catalog"
     folder.mkdir()
     for part in range(3):
-        pd.DataFrame(make_rows(10)).assign(id=lambda f, p=part: f["id"] + f"-{p}").to_parquet(folder / f"{part}.parquet")
+        rows = [{**row, "id": f"{row['id']}-{part}"} for row in make_rows(10)]
+        pd.DataFrame(rows).to_parquet(folder / f"{part}.parquet")
     assert sum(len(c.items) for c in read_items(folder, chunk_size=7)) == 30
     pd.DataFrame(make_rows(25)).to_csv(tmp_path / "items.csv", index=False)
     sizes = [len(chunk.items) for chunk in read_items(tmp_path / "items.csv", chunk_size=10)]

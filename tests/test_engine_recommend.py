@@ -95,7 +95,8 @@ def test_filters_apply_to_every_query(engine: Engine) -> None:
 def test_diversity_reduces_near_duplicates() -> None:
     engine = make_engine()
     rows = [{"id": f"dup-{i}", "title": f"space rocket orbit planet launch dup{i}"} for i in range(8)]
-    rows += [{"id": f"other-{i}", "title": f"space {word} variant{i}"} for i, word in enumerate(["probe", "moon", "mars"])]
+    others = ["probe", "moon", "mars"]
+    rows += [{"id": f"other-{i}", "title": f"space {word} variant{i}"} for i, word in enumerate(others)]
     rows += [{"id": "seed", "title": "space rocket orbit planet launch"}]
     engine.ingest(rows)
     engine.add_events([{"user": "u", "item": "seed"}])
@@ -168,7 +169,11 @@ def test_similar_items_exclude_the_item_itself(engine: Engine) -> None:
 
 def test_search_by_text_uses_the_encoder_space_and_can_be_personalised() -> None:
     engine = make_engine()
-    rows = [{"id": f"{t}-music-{i}", "title": f"{TOPICS[t]} music", "topic": t} for t in ("space", "jazz") for i in range(3)]
+    rows = [
+        {"id": f"{topic}-music-{i}", "title": f"{TOPICS[topic]} music", "topic": topic}
+        for topic in ("space", "jazz")
+        for i in range(3)
+    ]
     engine.ingest(rows)
     engine.add_events([{"user": "astro", "item": "space-music-0"}])
     plain = engine.search("saxophone", k=3)

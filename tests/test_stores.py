@@ -12,7 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from polyrec.contracts import ItemError, ProvenanceMismatchError, StoreError, VectorRecord, VectorStore, matches
+from polyrec.contracts import (
+    Collection,
+    ItemError,
+    ProvenanceMismatchError,
+    StoreError,
+    VectorRecord,
+    VectorStore,
+    matches,
+)
 from polyrec.contracts.testing.stores import StoreContract
 from polyrec.plugins.store_lancedb import LanceDBStore, metadata_column, where_clause
 from polyrec.plugins.store_memory import MemoryStore
@@ -191,21 +199,18 @@ N_ANN, DIM_ANN = 20_000, 64
 
 
 @pytest.fixture(scope="module")
-def ann_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, np.ndarray, list[dict[str, Any]]]]:
+def ann_catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, list[dict[str, Any]]]:
     """20k clustered vectors (dim 64) with metadata, ingested in 5k batches with
     index_threshold=10k, then indexed again over all rows: one IVF index of 141 partitions
-    of which 20 are probed, the state every search below runs against."""
+    of which 20 are probed for a top-10 search, the state the searches below run against."""
     vectors = clustered_unit_vectors(N_ANN, DIM_ANN, seed=7)
     rng = np.random.default_rng(8)
     catalog = [
-        {
-            "genre": f"g{rng.integers(20)}",
-            "year": int(rng.integers(1950, 2025)),
-            "tags": ["rare"] if i % 997 == 0 else [],
-        }
+        {"genre": f"g{rng.integers(20)}", "year": int(rng.integers(1950, 2025)), "tags": ["rare"] * (i % 997 == 0)}
         for i in range(N_ANN)
     ]
-    store = LanceDBStore(uri=tmp_path_factory.mktemp("ann"), index_threshold=10_000)
+    uri = tmp_path_factory.mktemp("ann")
+    store = LanceDBStore(uri=uri, index_threshold=10_000)
     items = store.open("items", dim=DIM_ANN, provenance={"test": "ann"})
     for start in range(0, N_ANN, 5_000):
         items.upsert(
@@ -215,8 +220,12 @@ def ann_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any,
             assert items.index_info is not None and items.index_info["trained_rows"] == 10_000
     assert items.index_info["trained_rows"] == 10_000  # later rows were folded in, not retrained on
     assert items.create_index()
-    yield items, vectors, catalog
     store.close()
+    return uri, vectors, catalog
+
+
+def _open_ann(uri: Path, **params: Any) -> Collection:
+    return LanceDBStore(uri=uri, **params).open("items", dim=DIM_ANN, provenance={"test": "ann"})
 
 
 def _exact(vectors: np.ndarray, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[str]:
@@ -225,8 +234,9 @@ def _exact(vectors: np.ndarray, query: np.ndarray, k: int, rows: np.ndarray | No
     return [f"i{rows[i]}" for i in np.argsort(-scores)[:k]]
 
 
-def test_index_recall_at_10_and_200(ann_catalog: tuple[Any, np.ndarray, list]) -> None:
-    items, vectors, _ = ann_catalog
+def test_index_recall_at_10_and_200(ann_catalog: tuple[Path, np.ndarray, list]) -> None:
+    uri, vectors, _ = ann_catalog
+    items = _open_ann(uri)
     assert items.index_info == {"trained_rows": N_ANN, "partitions": 141, "nprobes": 20}  # probes 14%
     queries = history_queries(vectors, 200, seed=9)
     recall_10 = np.mean([recall(items.search(q, 10), _exact(vectors, q, 10)) for q in queries])
@@ -234,21 +244,25 @@ def test_index_recall_at_10_and_200(ann_catalog: tuple[Any, np.ndarray, list]) -
     assert recall_10 >= 0.95
     assert recall_200 >= 0.95
     hits = items.search(queries[0], 10)
-    np.testing.assert_allclose(
-        [hit.score for hit in hits], [vectors[int(hit.id[1:])] @ queries[0] for hit in hits], atol=1e-5
-    )
+    exact_scores = [vectors[int(hit.id[1:])] @ queries[0] for hit in hits]
+    np.testing.assert_allclose([hit.score for hit in hits], exact_scores, atol=1e-5)  # refined: exact scores
 
 
-@pytest.mark.parametrize(
-    "filter",
-    [{"genre": "g3"}, {"year": {"$gte": 2000, "$lt": 2010}}, {"genre": {"$in": ["g1", "g2"]}, "year": {"$lt": 1960}}],
-)
-def test_filters_on_the_index_path(ann_catalog: tuple[Any, np.ndarray, list], filter: dict[str, Any]) -> None:
-    items, vectors, catalog = ann_catalog
+ANN_FILTERS = [
+    {"genre": "g3"},  # 5% of the rows
+    {"year": {"$gte": 2000, "$lt": 2010}},  # 13%
+    {"genre": {"$in": ["g1", "g2"]}, "year": {"$lt": 1960}},  # 1.3%
+]
+
+
+@pytest.mark.parametrize("filter", ANN_FILTERS, ids=["5%", "13%", "1.3%"])
+def test_filters_through_the_index(ann_catalog: tuple[Path, np.ndarray, list], filter: dict[str, Any]) -> None:
+    """flat_search_rows=0 sends every filtered search through the IVF index with a prefilter."""
+    uri, vectors, catalog = ann_catalog
+    items = _open_ann(uri, flat_search_rows=0)
     rows = np.array([i for i, metadata in enumerate(catalog) if matches(metadata, filter)])
-    queries = history_queries(vectors, 40, seed=10)
     recalls = []
-    for query in queries:
+    for query in history_queries(vectors, 40, seed=10):
         hits = items.search(query, 10, filter=filter)
         assert len(hits) == 10
         assert all(matches(hit.metadata, filter) for hit in hits)
@@ -256,9 +270,25 @@ def test_filters_on_the_index_path(ann_catalog: tuple[Any, np.ndarray, list], fi
     assert np.mean(recalls) >= 0.95
 
 
-def test_a_rare_filter_still_finds_every_match(ann_catalog: tuple[Any, np.ndarray, list]) -> None:
-    """21 rows carry the tag: far fewer than the probed partitions can be relied on to hold."""
-    items, vectors, catalog = ann_catalog
+@pytest.mark.parametrize("filter", ANN_FILTERS, ids=["5%", "13%", "1.3%"])
+def test_selective_filters_are_searched_exactly(
+    ann_catalog: tuple[Path, np.ndarray, list], filter: dict[str, Any]
+) -> None:
+    """With the default flat_search_rows (10k), these filters pass few enough rows to scan."""
+    uri, vectors, catalog = ann_catalog
+    items = _open_ann(uri)
+    rows = np.array([i for i, metadata in enumerate(catalog) if matches(metadata, filter)])
+    for query in history_queries(vectors, 10, seed=12):
+        assert [hit.id for hit in items.search(query, 10, filter=filter)] == _exact(vectors, query, 10, rows)
+
+
+@pytest.mark.parametrize("flat_search_rows", [0, 10_000])
+def test_a_rare_filter_still_finds_every_match(
+    ann_catalog: tuple[Path, np.ndarray, list], flat_search_rows: int
+) -> None:
+    """21 rows carry the tag: through the index, the probed partitions hold too few of them."""
+    uri, vectors, catalog = ann_catalog
+    items = _open_ann(uri, flat_search_rows=flat_search_rows)
     rare = {f"i{i}" for i, metadata in enumerate(catalog) if "rare" in metadata["tags"]}
     for query in history_queries(vectors, 5, seed=11):
         hits = items.search(query, 50, filter={"tags": "rare"})

@@ -28,6 +28,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "config_cmd",
     "evaluate_cmd",
     "serve_cmd",
+    "quickstart_cmd",
+    "report_cmd",
 )
 
 #: Exit codes: 1 for a failed operation, 2 for invalid input (usage or config).

@@ -41,8 +41,21 @@ def _offline_requested() -> bool:
     return any(flag.strip().lower() in _TRUE for flag in flags)
 
 
+def _cache_may_hold_clip() -> bool:
+    """Whether any repo in the hub cache looks like CLIP weights: a cheap test that spares
+    importing open_clip (and torch: many seconds) when the cache has none."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    cache = Path(constants.HF_HUB_CACHE)
+    return cache.is_dir() and any("clip" in entry.name.lower() for entry in cache.iterdir())
+
+
 def _cached_weights(model: str, pretrained: str) -> Path | None:
     """The local file of open_clip's ``pretrained`` weights for ``model``, if the hub cache has it."""
+    if not _cache_may_hold_clip():
+        return None
     try:
         from huggingface_hub import try_to_load_from_cache
         from open_clip.pretrained import get_pretrained_cfg

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SyntheticUser", "make_users", "make_events", "START_TIME"]
+__all__ = ["SyntheticUser", "make_users", "make_events", "taste_precision", "START_TIME"]
 
 #: 2024-01-01T00:00:00Z: event timestamps start here
 START_TIME = 1_704_067_200.0
@@ -72,3 +72,15 @@ def make_events(
             stamp += rng.uniform(0.1, 2.0) * _DAY
             events.append({"user": user.id, "item": str(item), "timestamp": round(stamp, 3)})
     return events
+
+
+def taste_precision(
+    recommended: Mapping[str, Sequence[str]], users: Sequence[SyntheticUser], category_of: Mapping[str, str]
+) -> dict[str, float]:
+    """Per user: the share of recommended items in a category the user likes (0 for none)."""
+    scores = {}
+    for user in users:
+        items = recommended.get(user.id, [])
+        hits = sum(category_of.get(item) in user.likes for item in items)
+        scores[user.id] = hits / len(items) if items else 0.0
+    return scores

@@ -70,8 +70,13 @@ def field_path(loc: Sequence[Any]) -> str:
 
 
 def validation_errors(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
-    """Pydantic errors as ``[{"field": "items[3].id", "message": ...}]``."""
-    return [{"field": field_path((*prefix, *error["loc"])), "message": error["msg"]} for error in errors]
+    """Pydantic errors as ``[{"field": "items[3].id", "message": ...}]``; a body that is not JSON is ``body``."""
+    return [
+        {"field": "body", "message": f"not valid JSON ({error.get('ctx', {}).get('error', error['msg'])})"}
+        if error.get("type") == "json_invalid"
+        else {"field": field_path((*prefix, *error["loc"])), "message": error["msg"]}
+        for error in errors
+    ]
 
 
 def _body(code: str, detail: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:

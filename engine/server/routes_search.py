@@ -138,7 +138,7 @@ async def search(request: Request, state: State) -> SearchOut:
     ``query`` plus the same optional fields. ``user`` blends in that user's taste."""
     content_type = request.headers.get("content-type", "").lower()
     upload: UploadFile | None = None
-    if content_type.startswith("multipart/form-data"):
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         form = await request.form(max_files=1, max_fields=16, max_part_size=FORM_OVERHEAD_BYTES)
         file = form.get("file")
         upload = file if isinstance(file, UploadFile) else None
@@ -155,7 +155,9 @@ async def search(request: Request, state: State) -> SearchOut:
         if not isinstance(data, dict):
             raise ApiError(422, "body: must be a JSON object with a query", field="body")
     else:
-        raise ApiError(415, f"body: send application/json or multipart/form-data, not {content_type}", field="body")
+        raise ApiError(
+            415, f"body: send application/json or a form (multipart/form-data), not {content_type}", field="body"
+        )
     params = _search_in(data)
     check_k(params.k, state.limits)
     check_filter(params.filter)

@@ -1,0 +1,83 @@
+"""``polyrec report``: an HTML report of some users' histories and recommendations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from polyrec.engine.cli._engine_args import add_config_argument, open_engine
+
+__all__ = ["add_parser", "run", "DEFAULT_REPORT_USERS"]
+
+#: users reported when --users is not given: the most active ones
+DEFAULT_REPORT_USERS = 3
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write an HTML report of users' histories, recommendations and an item map",
+        description="For each user: the history, the top-k recommendations with the history items behind "
+        "each (attention weights) and thumbnails of item pictures; plus a 2-D map of the item vectors "
+        "(PNG). Writes DIR/report.html.",
+    )
+    add_config_argument(parser)
+    parser.add_argument("--users", "-u", metavar="U1,U2", help="comma-separated user ids (default: the 3 most active)")
+    parser.add_argument("--out", type=Path, default=Path("polyrec-report"), metavar="DIR",
+                        help="output folder (default: polyrec-report)")  # fmt: skip
+    parser.add_argument("-k", type=int, default=5, help="recommendations per user (default: 5)")
+    parser.add_argument("--color-by", metavar="FIELD", help="item metadata field that colours the map and tags")
+    parser.add_argument("--label-field", default="title", metavar="FIELD", help="item field shown as its name")
+    parser.add_argument("--media-root", type=Path, action="append", default=[], metavar="DIR",
+                        help="folder relative picture paths are resolved against (repeatable; "
+                        "default: the config's folder, then the working directory)")  # fmt: skip
+    parser.add_argument("--map-method", choices=("tsne", "pca"), default="tsne", help="2-D projection (default: tsne)")
+    parser.add_argument("--max-map-points", type=int, default=3000, metavar="N", help="items sampled for the map")
+    parser.set_defaults(func=run)
+
+
+def _users(text: str | None) -> list[str]:
+    from polyrec.contracts import ConfigError
+
+    if text is None:
+        return []
+    users = [user.strip() for user in text.split(",") if user.strip()]
+    if not users:
+        raise ConfigError([("--users", "no user id given")])
+    return users
+
+
+def _most_active(engine: object, count: int) -> list[str]:
+    from collections import Counter
+
+    events = engine.assembly.store.events().read()  # type: ignore[attr-defined]
+    return [user for user, _ in Counter(event.user for event in events).most_common(count)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from polyrec.contracts import ConfigError, PolyrecError
+    from polyrec.engine.report import ReportOptions, build_report
+
+    if args.k < 1:
+        raise ConfigError([("-k", f"must be at least 1, got {args.k}")])
+    users = _users(args.users)
+    config_dir = Path(args.config).resolve().parent
+    with open_engine(args) as engine:
+        users = users or _most_active(engine, DEFAULT_REPORT_USERS)
+        if not users:
+            raise PolyrecError("no users to report: the event log is empty (pass --users)")
+        options = ReportOptions(
+            k=args.k,
+            label_field=args.label_field,
+            color_by=args.color_by,
+            media_roots=[*args.media_root, config_dir],
+            map_method=args.map_method,
+            max_map_points=args.max_map_points,
+            subtitle=[f"config: {args.config}", f"{engine.count()} items; users: {', '.join(users)}"],
+        )
+        files = build_report(engine, users, args.out, options)
+    print(f"report: {files.html}", file=sys.stdout)
+    if files.map is not None:
+        print(f"map:    {files.map}")
+    return 0

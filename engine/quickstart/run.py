@@ -1,0 +1,233 @@
+"""``polyrec quickstart``: generate a multimodal catalog and users, run the engine, report.
+
+Steps (each printed, long ones with a progress bar):
+
+1. the catalog: texts, pictures and sounds per category (:mod:`.catalog`);
+2. users with known tastes and their events (:mod:`.users`);
+3. ``polyrec.toml`` for a LanceDB store in the output folder (:mod:`.engine_config`);
+4. ingest, add events, fit;
+5. precision@k of every user's recommendations against the tastes that generated the data,
+   and a table of recommendations with their explanations for a few users;
+6. the HTML report with thumbnails, attention weights and maps (:mod:`polyrec.engine.report`).
+
+Everything lives under the output folder, so the engine can be queried afterwards with
+``polyrec recommend --config <out>/polyrec.toml --user user-01 --explain``.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from polyrec.contracts import PolyrecError
+from polyrec.engine.quickstart import image_weights
+from polyrec.engine.quickstart.catalog import CATALOG_FILE, build_catalog, write_jsonl
+from polyrec.engine.quickstart.categories import select_categories
+from polyrec.engine.quickstart.engine_config import CONFIG_FILE, STORE_DIR, quickstart_config, write_config
+from polyrec.engine.quickstart.table import recommendation_table
+from polyrec.engine.quickstart.users import SyntheticUser, make_events, make_users, taste_precision
+from polyrec.engine.report import MAP_FILE, ReportFiles, ReportOptions, build_report
+
+__all__ = [
+    "DEFAULT_OUT",
+    "EVENTS_FILE",
+    "USERS_FILE",
+    "MARKER_FILE",
+    "QuickstartOptions",
+    "QuickstartResult",
+    "prepare_out_dir",
+    "pick_report_users",
+    "run_quickstart",
+]
+
+DEFAULT_OUT = Path("quickstart-out")
+EVENTS_FILE = "events.csv"
+USERS_FILE = "users.json"
+#: marks a folder as the quickstart's own, so a re-run may clear what the last run wrote
+MARKER_FILE = ".polyrec-quickstart"
+_GENERATED = (STORE_DIR, "media", "thumbs")
+
+
+@dataclass
+class QuickstartOptions:
+    out_dir: Path = DEFAULT_OUT
+    categories: int = 5
+    items_per_category: int = 20
+    users: int = 30
+    report_users: int = 4
+    k: int = 5
+    seed: int = 0
+    scorer: str = "mlp"
+    image_checkpoint: Path | None = None
+    image_model: str = image_weights.DEFAULT_IMAGE_MODEL
+    #: let the open-clip encoder download weights when the hub is reachable
+    allow_download: bool = True
+
+
+@dataclass
+class QuickstartResult:
+    out_dir: Path
+    config: Path
+    precision: float
+    per_user_precision: dict[str, float]
+    report: ReportFiles
+    image_message: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create ``out_dir``, or clear what an earlier quickstart wrote there (never other folders)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PolyrecError(f"{out_dir} is a file, not a folder: choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER_FILE).exists():
+        raise PolyrecError(f"{out_dir} is not empty and was not made by `polyrec quickstart`: choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER_FILE).write_text("written by `polyrec quickstart`; it may delete this folder's contents\n")
+    for name in _GENERATED:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+    for stale in out_dir.glob("map-*.png"):
+        stale.unlink()
+
+
+def pick_report_users(users: Sequence[SyntheticUser], count: int) -> list[SyntheticUser]:
+    """Users for the table and the report: single-taste and two-taste users in turn."""
+    singles = [user for user in users if len(user.likes) == 1]
+    pairs = [user for user in users if len(user.likes) > 1]
+    picked: list[SyntheticUser] = []
+    while len(picked) < count and (singles or pairs):
+        for group in (singles, pairs):
+            if group and len(picked) < count:
+                picked.append(group.pop(0))
+    return picked
+
+
+def _write_events(path: Path, events: Sequence[dict[str, Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["user", "item", "timestamp"])
+        writer.writeheader()
+        writer.writerows(events)
+
+
+class _Steps:
+    """Prints each step and keeps its duration."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.timings: dict[str, float] = {}
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - started
+
+    def bar(self, total: int, desc: str, unit: str) -> Any:
+        from tqdm import tqdm
+
+        # disable=None: bars only on a terminal, so logs and tests stay clean
+        return tqdm(total=total, desc=desc, unit=unit, disable=None, file=sys.stderr, leave=True)
+
+
+def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> QuickstartResult:
+    """Run every step; print progress and results to ``stream`` (default stdout)."""
+    steps = _Steps(stream or sys.stdout)
+    out = options.out_dir
+    categories = select_categories(options.categories)
+    image = image_weights.choose(options.image_checkpoint, options.image_model, allow_download=options.allow_download)
+    prepare_out_dir(out)
+    steps.say(f"polyrec quickstart -> {out}")
+    steps.say(image.message)
+
+    with steps.step("catalog"), steps.bar(len(categories) * options.items_per_category, "catalog", "item") as bar:
+        rows = build_catalog(out, categories, options.items_per_category, options.seed, bar.update)
+    category_of = {row["id"]: row["category"] for row in rows}
+    by_category = {category.name: [row["id"] for row in rows if row["category"] == category.name] for category in categories}
+    users = make_users([category.name for category in categories], options.users, options.seed)
+    events = make_events(users, by_category, seed=options.seed)
+    _write_events(out / EVENTS_FILE, events)
+    write_jsonl(out / USERS_FILE, [{"id": user.id, "likes": list(user.likes)} for user in users])
+    steps.say(
+        f"catalog: {len(rows)} items in {len(categories)} categories ({', '.join(by_category)}); "
+        f"{len(users)} users, {len(events)} events"
+    )
+    config = quickstart_config(image.slot, seed=options.seed)
+    config["scorer"] = _scorer_slot(options.scorer)
+    config_path = write_config(out / CONFIG_FILE, config)
+
+    from polyrec.engine.engine import Engine
+
+    with Engine.from_config(config_path) as engine:
+        _ingest_and_fit(engine, out, len(rows), steps)
+        with steps.step("recommend"):
+            recommended = {user.id: engine.recommend(user.id, k=options.k) for user in users}
+        scores = taste_precision({u: [r.item for r in recs] for u, recs in recommended.items()}, users, category_of)
+        precision = sum(scores.values()) / len(scores)
+        chosen = pick_report_users(users, options.report_users)
+        for user in chosen:
+            history = engine.retriever.history(user.id)[0]
+            steps.say("\n" + recommendation_table(user.id, user.likes, len(history), recommended[user.id], category_of))
+        steps.say(
+            f"\nprecision@{options.k} against the generating tastes: {precision:.3f} "
+            f"(share of each user's top {options.k} unseen items in a category they like; {len(users)} users)"
+        )
+        with steps.step("report"), steps.bar(len(chosen), "report", "user") as bar:
+            report = _report(engine, out, chosen, options, image.message, bar.update)
+    steps.say(f"report: {report.html}  (map: {out / MAP_FILE})")
+    steps.say(f"try:    polyrec recommend --config {config_path} --user {chosen[0].id} --explain")
+    steps.say("time:   " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.timings.items()))
+    return QuickstartResult(out, config_path, precision, scores, report, image.message, steps.timings)
+
+
+def _scorer_slot(scorer: str) -> dict[str, Any]:
+    if scorer == "target-attention":
+        return {"plugin": scorer, "temperature": 0.1}
+    return {"plugin": scorer}
+
+
+def _ingest_and_fit(engine: Any, out: Path, total: int, steps: _Steps) -> None:
+    with steps.step("ingest"), steps.bar(total, "ingest (text, audio)", "item") as bar:
+        # small chunks: the bar moves, and the first one also loads the models
+        ingest = engine.ingest(out / CATALOG_FILE, chunk_size=10, progress=bar.update)
+    steps.say(ingest.summary())
+    if ingest.total == 0:
+        raise PolyrecError("no item could be ingested; see the failures above")
+    with steps.step("events"):
+        engine.add_events(out / EVENTS_FILE)
+    steps.say("fit: learning behavior vectors from the events, re-fusing, training the scorer ...")
+    with steps.step("fit"):
+        fit = engine.fit()
+    steps.say(fit.summary())
+
+
+def _report(
+    engine: Any,
+    out: Path,
+    chosen: Sequence[SyntheticUser],
+    options: QuickstartOptions,
+    image_message: str,
+    progress: Callable[[int], Any],
+) -> ReportFiles:
+    report_options = ReportOptions(
+        k=options.k,
+        label_field="title",
+        color_by="category",
+        media_roots=[out],
+        title="polyrec quickstart",
+        subtitle=[
+            f"{len(chosen)} of the generated users; each likes the categories named under their id.",
+            image_message,
+        ],
+        notes={user.id: f"likes: {', '.join(user.likes)}" for user in chosen},
+        seed=options.seed,
+    )
+    return build_report(engine, [user.id for user in chosen], out, report_options, progress)

@@ -1,0 +1,201 @@
+"""A 2-D map of the fused item vectors, coloured by a metadata field, as PNG (matplotlib).
+
+:func:`project` reduces the vectors to two dimensions: t-SNE (cosine distances, which is
+what the engine's inner products measure on unit vectors) or PCA. Large catalogs are
+sampled first (:func:`sample_for_map`), keeping the items the report is about, since
+t-SNE is quadratic-ish and a map of a million dots would show nothing anyway.
+
+:func:`draw_map` draws every item as a dot in its group's colour; :func:`draw_user_map`
+draws the same map faded, with one user's history (circles) and recommendations (stars)
+on top. scikit-learn and matplotlib are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "MAP_METHODS",
+    "OTHER_COLOUR",
+    "PALETTE",
+    "group_colours",
+    "project",
+    "sample_for_map",
+    "draw_map",
+    "draw_user_map",
+]
+
+MAP_METHODS = ("tsne", "pca")
+#: matplotlib's tab10, then tab10's lighter partners: distinct on screen and in print
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+)
+#: items with no group, and groups beyond the palette
+OTHER_COLOUR = "#b0b0b0"
+_DPI = 110
+#: up to this many points t-SNE uses its exact gradient
+EXACT_TSNE_POINTS = 1000
+
+
+def group_colours(groups: Sequence[str | None]) -> dict[str, str]:
+    """A colour per group, most frequent groups first (the rest share :data:`OTHER_COLOUR`)."""
+    counts: dict[str, int] = {}
+    for group in groups:
+        if group is not None:
+            counts[group] = counts.get(group, 0) + 1
+    ordered = sorted(counts, key=lambda group: (-counts[group], group))
+    return {group: PALETTE[i] if i < len(PALETTE) else OTHER_COLOUR for i, group in enumerate(ordered)}
+
+
+def sample_for_map(
+    ids: Sequence[str], max_points: int, keep: Collection[str] = (), seed: int = 0
+) -> np.ndarray:
+    """Row indices to map: all when there are at most ``max_points``, else a seeded sample
+    that always holds the ``keep`` ids."""
+    if len(ids) <= max_points:
+        return np.arange(len(ids))
+    kept = np.array([i for i, item_id in enumerate(ids) if item_id in set(keep)], dtype=np.int64)
+    rest = np.setdiff1d(np.arange(len(ids)), kept)
+    extra = np.random.default_rng(seed).choice(rest, size=max(0, max_points - len(kept)), replace=False)
+    return np.sort(np.concatenate([kept, extra]))
+
+
+def _principal_components(vectors: np.ndarray, dims: int) -> np.ndarray:
+    centred = vectors - vectors.mean(axis=0)
+    left, singular, _ = np.linalg.svd(centred, full_matrices=False)
+    dims = min(dims, len(singular))
+    return left[:, :dims] * singular[:dims]
+
+
+def project(vectors: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
+    """``(n, 2)`` coordinates of ``vectors`` by t-SNE or PCA (few points: PCA, or a line).
+
+    Rows are L2-normalised first, so euclidean distances follow the cosine similarities the
+    engine ranks by. t-SNE runs on the first 50 principal components (the usual noise cut);
+    its exact gradient is used up to :data:`EXACT_TSNE_POINTS` points: on a busy machine it
+    is several times faster than Barnes-Hut there.
+    """
+    if method not in MAP_METHODS:
+        raise ValueError(f"unknown map method {method!r}; known: {', '.join(MAP_METHODS)}")
+    vectors = np.asarray(vectors, dtype=np.float64)
+    n = len(vectors)
+    if n < 3 or vectors.shape[1] < 2:
+        coords = np.zeros((n, 2))
+        coords[:, 0] = np.arange(n)
+        return coords
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    if method == "pca" or n < 10:
+        coords = _principal_components(unit, 2)
+        return coords if coords.shape[1] == 2 else np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+    from sklearn.manifold import TSNE
+
+    tsne = TSNE(
+        n_components=2,
+        perplexity=float(min(30.0, (n - 1) / 3)),
+        init="pca",
+        max_iter=500,
+        method="exact" if n <= EXACT_TSNE_POINTS else "barnes_hut",
+        random_state=seed,
+    )
+    return tsne.fit_transform(_principal_components(unit, 50))
+
+
+def _axes(title: str):  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed; must precede pyplot's import
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.5, 6.0), dpi=_DPI)
+    axes.set_title(title, fontsize=11)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    for spine in axes.spines.values():
+        spine.set_color("#dddddd")
+    return plt, figure, axes
+
+
+def _scatter_groups(
+    axes,  # type: ignore[no-untyped-def]
+    coords: np.ndarray,
+    groups: Sequence[str | None],
+    colours: Mapping[str, str],
+    *,
+    alpha: float,
+    size: float,
+    legend: bool,
+) -> None:
+    labels = [*colours, None]
+    for group in labels:
+        rows = [i for i, value in enumerate(groups) if (value if value in colours else None) == group]
+        if not rows:
+            continue
+        colour = colours.get(group, OTHER_COLOUR) if group is not None else OTHER_COLOUR
+        name = group if group is not None else "(other)"
+        axes.scatter(coords[rows, 0], coords[rows, 1], s=size, c=colour, alpha=alpha, label=name, linewidths=0)
+    if legend:
+        axes.legend(loc="best", fontsize=8, frameon=False, markerscale=1.5)
+
+
+def draw_map(
+    coords: np.ndarray, groups: Sequence[str | None], colours: Mapping[str, str], path: Path, title: str
+) -> Path:
+    """Every item as a dot in its group's colour; returns ``path`` (a PNG)."""
+    plt, figure, axes = _axes(title)
+    try:
+        _scatter_groups(axes, coords, groups, colours, alpha=0.85, size=28, legend=bool(colours))
+        figure.tight_layout()
+        figure.savefig(path, format="png")
+    finally:
+        plt.close(figure)
+    return path
+
+
+def draw_user_map(
+    coords: np.ndarray,
+    ids: Sequence[str],
+    groups: Sequence[str | None],
+    colours: Mapping[str, str],
+    history: Sequence[str],
+    recommended: Sequence[str],
+    path: Path,
+    title: str,
+) -> Path:
+    """The map faded, with ``history`` as circles and ``recommended`` as stars in their group colours."""
+    plt, figure, axes = _axes(title)
+    row_of = {item_id: row for row, item_id in enumerate(ids)}
+    try:
+        _scatter_groups(axes, coords, groups, colours, alpha=0.18, size=18, legend=False)
+        for members, marker, size, label in ((history, "o", 70, "history"), (recommended, "*", 220, "recommended")):
+            rows = [row_of[item_id] for item_id in members if item_id in row_of]
+            if rows:
+                face = [colours.get(groups[row] or "", OTHER_COLOUR) for row in rows]
+                axes.scatter(
+                    coords[rows, 0], coords[rows, 1], s=size, c=face, marker=marker, edgecolors="black",
+                    linewidths=0.9, label=label, zorder=3,
+                )  # fmt: skip
+        axes.legend(loc="best", fontsize=8, frameon=False)
+        figure.tight_layout()
+        figure.savefig(path, format="png")
+    finally:
+        plt.close(figure)
+    return path
