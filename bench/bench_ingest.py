@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -34,6 +36,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TINY_CLIP = "polyrec-bench-tiny-vit"
+CONFIG_TOML = '[store]\nplugin = "lancedb"\nuri = "db"\n\n[encoders.text]\nplugin = "sentence-transformers"\n'
 WORDS = [
     "red",
     "green",
@@ -84,32 +87,51 @@ def quiet_engine(config: dict[str, Any]) -> Any:
 def bench_reingest(n: int, chunk_size: int) -> dict[str, float]:
     rows = [{"id": f"item-{i:06d}", "text": text, "group": i % 10} for i, text in enumerate(synthetic_texts(n))]
     with tempfile.TemporaryDirectory() as folder:
-        config = {
-            "store": {"plugin": "lancedb", "uri": str(Path(folder) / "db")},
-            "encoders": {"text": {"plugin": "sentence-transformers"}},
-        }
-        first, first_total = _timed_ingest(config, rows, chunk_size)
+        items = Path(folder) / "items.jsonl"
+        items.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        config = Path(folder) / "polyrec.toml"
+        config.write_text(
+            '[store]\nplugin = "lancedb"\nuri = "db"\n\n[encoders.text]\nplugin = "sentence-transformers"\n'
+        )
+        first, first_s = _timed_ingest(config, items, chunk_size)
         # as a later `polyrec ingest` run would be: a new engine, no model in memory
         text_plugin = _forget_loaded_models()
-        second, second_total = _timed_ingest(config, rows, chunk_size)
+        second, second_s = _timed_ingest(config, items, chunk_size)
         model_loaded = bool(text_plugin._models)
+        cli_report, cli_s = _timed_cli_ingest(config, items, chunk_size)
     assert first.stored == n and not first.failures, first.summary()
     assert second.unchanged == n and second.encoded == 0, second.summary()
+    assert cli_report["unchanged"] == n and cli_report["encoded"] == 0, cli_report
     return {
         "n": n,
-        "first_s": first_total,
-        "reingest_s": second_total,
-        "ratio": second_total / first_total,
+        "first_s": first_s,
+        "reingest_s": second_s,
+        "ratio": second_s / first_s,
         "model_loaded_on_reingest": float(model_loaded),
+        "cli_reingest_s": cli_s,
+        "cli_ratio": cli_s / first_s,
     }
 
 
-def _timed_ingest(config: dict[str, Any], rows: list[dict[str, Any]], chunk_size: int) -> tuple[Any, float]:
-    """Report and wall time of opening an engine and ingesting ``rows`` (model load included)."""
+def _timed_ingest(config: Path, items: Path, chunk_size: int) -> tuple[Any, float]:
+    """Report and wall time of opening an engine and ingesting ``items`` (model load included)."""
+    from polyrec.engine.engine import Engine
+
     started = time.perf_counter()
-    with quiet_engine(config) as engine:
-        report = engine.ingest(rows, chunk_size=chunk_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # built-ins that fail to load are not used here
+        with Engine.from_config(config) as engine:
+            report = engine.ingest(items, chunk_size=chunk_size)
     return report, time.perf_counter() - started
+
+
+def _timed_cli_ingest(config: Path, items: Path, chunk_size: int) -> tuple[dict[str, Any], float]:
+    """``polyrec ingest`` in a new process: what a user waits for, interpreter start and imports included."""
+    command = [sys.executable, "-m", "polyrec.engine.cli", "ingest", str(items), "--config", str(config)]
+    command += ["--chunk-size", str(chunk_size), "--json"]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout), time.perf_counter() - started
 
 
 def _forget_loaded_models() -> Any:
@@ -292,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"    re-ingest      {result['reingest_s']:9.2f} s  (model loaded: {loaded})")
         verdict = "OK" if result["ratio"] < 0.05 else "ABOVE TARGET"
         print(f"    ratio          {result['ratio']:9.2%}  (target < 5%: {verdict})")
+        cli_verdict = "OK" if result["cli_ratio"] < 0.05 else "ABOVE TARGET"
+        print(f"    re-ingest via `polyrec ingest` in a new process: {result['cli_reingest_s']:.2f} s")
+        print(f"    ratio          {result['cli_ratio']:9.2%}  (target < 5%: {cli_verdict})")
     if "throughput" not in args.skip:
         counts = {"text": args.texts, "image": args.images, "audio": args.clips}
         print("(b) encoder throughput, items/s (ratio = polyrec speed / raw library speed)")

@@ -31,11 +31,12 @@ import numpy as np
 from polyrec.contracts import VectorRecord
 from polyrec.plugins.store_lancedb import LanceDBStore
 
-GENRES = 20  # metadata values; a filter on one keeps ~5% of the rows
+GENRES = 20  # a filter on one genre keeps ~5% of the rows: searched through the index
+TAGS = 200  # a filter on one tag keeps ~0.5%: few enough rows to rank exactly
 
 
-def synthetic_embeddings(n: int, dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Unit vectors from ~n/200 clusters of uneven size and spread, plus a genre per row."""
+def synthetic_embeddings(n: int, dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit vectors from ~n/200 clusters of uneven size and spread, plus a genre and a tag per row."""
     clusters = max(8, n // 200)
     centres = rng.normal(size=(clusters, dim)).astype(np.float32)
     weights = rng.lognormal(sigma=1.0, size=clusters)
@@ -47,8 +48,7 @@ def synthetic_embeddings(n: int, dim: int, rng: np.random.Generator) -> tuple[np
         noise = rng.standard_normal(size=(len(rows), dim), dtype=np.float32)
         vectors[start : start + len(rows)] = centres[rows] + spread[rows, None] * noise
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    genres = rng.integers(0, GENRES, size=n)
-    return vectors, genres
+    return vectors, rng.integers(0, GENRES, size=n), rng.integers(0, TAGS, size=n)
 
 
 def history_queries(vectors: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -94,12 +94,11 @@ def timed(call: Callable[[], object]) -> tuple[float, object]:
     return (time.perf_counter() - start) * 1e3, result
 
 
-def run_case(collection, matrix, queries, k, size, case, genres=None) -> Row:
+def run_case(collection, matrix, queries, k, size, case, filter=None, rows=None) -> Row:
     """Time LanceDB and numpy on the same queries, alternating in blocks: both see the same
-    machine load, and neither runs while the other's idle threads still spin (OpenBLAS)."""
+    machine load, and neither runs while the other's idle threads still spin (OpenBLAS).
+    ``rows`` are the rows ``filter`` passes (numpy searches only those)."""
     ids = np.array([f"item{i}" for i in range(len(matrix))])
-    rows = None if genres is None else np.flatnonzero(genres == 3)
-    filter = None if genres is None else {"genre": "g3"}
     lance_ms, numpy_ms, recalls = [], [], []
     for block in np.array_split(np.arange(len(queries)), 4):
         found = []
@@ -116,7 +115,7 @@ def run_case(collection, matrix, queries, k, size, case, genres=None) -> Row:
 
 def bench_size(size: int, args: argparse.Namespace, workdir: Path) -> list[Row]:
     rng = np.random.default_rng(args.seed)
-    matrix, genres = synthetic_embeddings(size, args.dim, rng)
+    matrix, genres, tags = synthetic_embeddings(size, args.dim, rng)
     queries = history_queries(matrix, args.queries, rng)
     uri = workdir / f"store-{size}"
     config = {"uri": uri, "index_threshold": size + 1, "index_type": args.index_type, "refine_factor": args.refine}
@@ -128,7 +127,7 @@ def bench_size(size: int, args: argparse.Namespace, workdir: Path) -> list[Row]:
     for begin in range(0, size, 10_000):
         collection.upsert(
             [
-                VectorRecord(id=f"item{i}", vector=matrix[i], metadata={"genre": f"g{genres[i]}"})
+                VectorRecord(id=f"item{i}", vector=matrix[i], metadata={"genre": f"g{genres[i]}", "tag": f"t{tags[i]}"})
                 for i in range(begin, min(size, begin + 10_000))
             ]
         )
@@ -142,7 +141,12 @@ def bench_size(size: int, args: argparse.Namespace, workdir: Path) -> list[Row]:
     rows = [
         run_case(collection, matrix, queries, 10, size, "top-10"),
         run_case(collection, matrix, queries, args.candidates, size, f"top-{args.candidates}"),
-        run_case(collection, matrix, queries, 10, size, "top-10, filter 5%", genres),
+        run_case(
+            collection, matrix, queries, 10, size, "top-10, filter 5%", {"genre": "g3"}, np.flatnonzero(genres == 3)
+        ),
+        run_case(
+            collection, matrix, queries, 10, size, "top-10, filter 0.5%", {"tag": "t7"}, np.flatnonzero(tags == 7)
+        ),
     ]
     store.close()
     return rows

@@ -8,7 +8,8 @@
 
 The work happens in small modules: :mod:`.ingest` (readers), :mod:`.encoding` (one
 encoder slot, its cache and error isolation), :mod:`.pipeline` (chunks -> field vectors
--> fused vectors), :mod:`.training` (fit), :mod:`.retrieval` (queries), :mod:`.layout`
+-> fused vectors), :mod:`.fusing` (fusing and re-fusing), :mod:`.training` (fit),
+:mod:`.retrieval` (queries), :mod:`.assembly` (building the components), :mod:`.layout`
 (collections) and :mod:`.state` (trained state). Events of items that are not (yet) in
 the store are accepted: the item may arrive later, and until then its events count for
 popularity but not in histories.
@@ -26,8 +27,9 @@ import numpy as np
 from polyrec.contracts import PolyrecConfig, ProvenanceMismatchError, Recommendation
 from polyrec.engine.assembly import Assembly, assemble
 from polyrec.engine.config import load_config, resolve_config
+from polyrec.engine.fusing import refuse
 from polyrec.engine.ingest import EventError, read_events, read_items, source_dir
-from polyrec.engine.pipeline import IngestPipeline, IngestReport, refuse
+from polyrec.engine.pipeline import IngestPipeline, IngestReport
 from polyrec.engine.plugins import PolyrecPluginManager, build_plugin_manager
 from polyrec.engine.registry import Registry
 from polyrec.engine.retrieval import DEFAULT_USER_WEIGHT, Retriever
@@ -175,9 +177,14 @@ class Engine:
         field: str | None = None,
         filter: Mapping[str, Any] | None = None,
         user_weight: float = DEFAULT_USER_WEIGHT,
+        modality: str | None = None,
     ) -> list[Recommendation]:
-        """Items matching a text/image/audio query in one encoder's space, optionally personalised."""
-        return self.retriever.search(query, k, user, field, filter, user_weight)
+        """Items matching a text/image/audio query in one encoder's space, optionally personalised.
+
+        ``field`` picks the encoder slot; ``modality`` says what the query is when that cannot
+        be told from the value (bytes).
+        """
+        return self.retriever.search(query, k, user, field, filter, user_weight, modality)
 
     def item_matrix(self) -> tuple[list[str], np.ndarray]:
         """All fused vectors: ids (sorted) and a float32 ``(n, dim)`` matrix."""

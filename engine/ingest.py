@@ -64,9 +64,12 @@ def is_missing(value: Any) -> bool:
 
 def source_dir(source: Any) -> Path | None:
     """The directory relative media paths of a file catalog are resolved against."""
-    if isinstance(source, str | Path) and Path(source).suffix.lower() in TABULAR_SUFFIXES:
-        return Path(source).resolve().parent
-    return None
+    if not isinstance(source, str | Path):
+        return None
+    path = Path(source).resolve()
+    if path.is_dir():  # a directory of Parquet files
+        return path
+    return path.parent if path.suffix.lower() in TABULAR_SUFFIXES else None
 
 
 def _plain(value: Any) -> Any:
@@ -76,6 +79,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray) and value.dtype.kind in "OUS" and value.ndim == 1:
         return [_plain(element) for element in value.tolist()]
     return value
+
+
+class _Invalid:
+    """A row that failed to parse; turning it into an item raises with the parse error."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def _row_to_item(row: Mapping[str, Any], id_key: str) -> Item:
@@ -99,7 +109,7 @@ def _rows_to_chunks(rows: Iterable[tuple[str, Any]], id_key: str, chunk_size: in
                 raise ValueError(f"expected an Item or a mapping, got {type(row).__name__}")
         except (ValueError, ValidationError) as exc:
             chunk.failures.append(ItemFailure(item_id=label, reason=_first_line(exc)))
-        if len(chunk.items) >= chunk_size:
+        if len(chunk.items) + len(chunk.failures) >= chunk_size:
             yield chunk
             chunk = ItemChunk()
     if chunk.items or chunk.failures:
@@ -121,13 +131,6 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
                 yield f"<line {number}>", json.loads(line)
             except json.JSONDecodeError as exc:
                 yield f"<line {number}>", _Invalid(f"invalid JSON: {exc.msg} at column {exc.colno}")
-
-
-class _Invalid:
-    """A row that failed to parse; turning it into an item raises with the parse error."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
 
 
 def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:

@@ -280,11 +280,8 @@ class Retriever:
     # -- search --------------------------------------------------------------------------
 
     def query_encoder(self, query: Any, field: str | None, modality: str | None = None) -> FieldEncoder:
-        """The encoder slot that searches ``query``: the one named, else the first that takes its modality.
-
-        ``modality`` (text, image, audio) overrides guessing it from the query, e.g. for a
-        text query that happens to name a file, which must not be read.
-        """
+        """The encoder slot that searches ``query``: the one named by ``field``, else the first
+        usable one that takes the query's modality (``modality``, or told from the query)."""
         encoders = self.assembly.encoders
         if field is not None:
             by_field = [fe for fe in encoders.values() if fe.field == field]

@@ -22,7 +22,7 @@ import numpy as np
 from polyrec.contracts import Event, Item, PolyrecError, TrainingData, VectorRecord
 from polyrec.engine.assembly import FUSION_KEY, SCORER_KEY, Assembly, encoder_key
 from polyrec.engine.encoding import HASH_KEY, FieldEncoder
-from polyrec.engine.pipeline import catalog, refuse, stored_fields
+from polyrec.engine.fusing import catalog, refuse, stored_fields
 
 __all__ = ["FitReport", "build_training_data", "item_matrix", "run_fit"]
 

@@ -2,12 +2,17 @@
 
 The fused vector is the concatenation of the unit-length fields, field f scaled by
 sqrt(w_f), renormalised; so the inner product of two items is the w-weighted mean of
-their per-field cosine similarities. The gates w (softmax over one logit per field,
-summing to 1) are learned with a contrastive next-item objective: for consecutive items
-(a, b) in a user's sequence, fused(a) must be closer to fused(b) than to the other
-batch items' successors (in-batch negatives, symmetric InfoNCE, seeded, ``epochs`` but at
-least ``min_steps`` updates). A modality that predicts what users go on to consume gets a large gate; one that does
-not is turned down. :meth:`GatedFusion.field_weights` shows the result.
+their per-field cosine similarities. The gates w (``min_gate`` each, plus a softmax over
+one logit per field sharing the rest, summing to 1) are learned with a contrastive
+next-item objective: for consecutive items (a, b) in a user's sequence, fused(a) must be
+closer to fused(b) than to the other batch items' successors (in-batch negatives,
+symmetric InfoNCE, seeded, ``epochs`` but at least ``min_steps`` updates). A modality
+that predicts what users go on to consume gets a large gate; one that does not is
+turned down. :meth:`GatedFusion.field_weights` shows the result.
+
+The ``min_gate`` floor keeps every modality in play: behavior vectors learnt from the same
+log the gates are fitted on would otherwise win outright and leave items that only have
+content (cold items) nearly orthogonal to everything else.
 
 Before :meth:`fit` (or when the log has no consecutive pairs) all gates are equal, which
 gives exactly ``weighted-concat`` with equal weights. Gates are per field, not per item:
@@ -20,11 +25,12 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from polyrec.contracts import ComponentConfig, Fusion, TrainingData, hookimpl
+from polyrec.contracts import ComponentConfig, ConfigError, Fusion, TrainingData, hookimpl
 from polyrec.plugins.fusion_concat import l2_normalize_rows, normalized_fields
 from polyrec.plugins.torch_training import (
     import_torch,
@@ -63,6 +69,7 @@ class GatedConfig(ComponentConfig):
     min_steps: int = Field(default=200, ge=0, description="at least this many updates (more epochs on a small log)")
     batch_size: int = Field(default=512, ge=2, description="pairs per batch; the other pairs are the negatives")
     lr: float = Field(default=0.05, gt=0)
+    min_gate: float = Field(default=0.05, ge=0, lt=1, description="smallest gate a field can get")
     temperature: float = Field(default=0.1, gt=0, description="temperature of the contrastive loss")
     max_pairs: int = Field(default=200_000, gt=0, description="consecutive pairs sampled from the log")
     seed: int = Field(default=0, description="added to the engine's seed (TrainingData.seed)")
@@ -80,6 +87,13 @@ class GatedFusion(Fusion):
         super().__init__(config, **params)
         self._learned: dict[str, float] | None = None
         self.loss_history: list[float] = []
+
+    def bind(self, field_dims: Mapping[str, int]) -> None:
+        if len(field_dims) * self.config.min_gate >= 1:
+            raise ConfigError(
+                [("fusion.min_gate", f"plugin {self.name!r}: {len(field_dims)} fields x min_gate must stay below 1")]
+            )
+        super().bind(field_dims)
 
     @property
     def dim(self) -> int:
@@ -134,8 +148,8 @@ class GatedFusion(Fusion):
             log.info("fusion %r: fewer than 2 consecutive item pairs in the log; gates stay equal", self.name)
             return
         logits, self.loss_history = self._train(blocks, pairs, seed)
-        gates = np.exp(logits - logits.max())
-        gates /= gates.sum()
+        shares = np.exp(logits - logits.max())
+        gates = self._floored(shares / shares.sum())
         self._learned = {name: float(g) for name, g in zip(blocks, gates)}
 
     def _train(self, blocks: dict[str, np.ndarray], pairs: np.ndarray, seed: int) -> tuple[np.ndarray, list[float]]:
@@ -147,7 +161,7 @@ class GatedFusion(Fusion):
             logits = torch.zeros(len(tensors), requires_grad=True)
 
             def fused(indices: object) -> object:
-                scales = torch.softmax(logits, dim=0).sqrt()
+                scales = self._floored(torch.softmax(logits, dim=0)).sqrt()
                 parts = [block[indices] * scales[f] for f, block in enumerate(tensors)]
                 return torch.nn.functional.normalize(torch.cat(parts, dim=1), dim=1)
 
@@ -171,6 +185,11 @@ class GatedFusion(Fusion):
                 lr=config.lr,
             )
         return logits.detach().numpy().astype(np.float64), history
+
+    def _floored(self, shares: Any) -> Any:
+        """Gates from softmax shares: ``min_gate`` each, the rest split by the shares."""
+        floor = self.config.min_gate
+        return floor + (1.0 - floor * len(self._bound())) * shares
 
     def _epochs(self, n_pairs: int) -> int:
         # a handful of scalars is cheap to train, but a small log gives few batches per epoch

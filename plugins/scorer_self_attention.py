@@ -125,8 +125,7 @@ class SelfAttentionScorer(Scorer):
                 f"scorer {self.name!r}: item_vectors of shape {vectors.shape} for {len(data.item_ids)} item ids"
             )
         sequences = [np.asarray(sequence, dtype=np.int64) for sequence in data.sequences]
-        if not any(len(sequence) >= 2 for sequence in sequences):
-            raise ValueError(f"scorer {self.name!r}: no user has two or more events; nothing to learn from")
+        self._check_sequences(data.users, sequences, len(vectors))
         known = np.unique(np.concatenate(sequences))
         item_rows = {data.item_ids[i]: row + 1 for row, i in enumerate(known.tolist())}
         id_rows = np.zeros(len(data.item_ids), dtype=np.int64)
@@ -142,6 +141,13 @@ class SelfAttentionScorer(Scorer):
                 table = model.embed(torch.from_numpy(catalog.content), torch.from_numpy(id_rows)).numpy()
         self.model, self.shape, self.item_rows, self.train_log = model, shape, item_rows, log
         self.query_map = self._query_map(catalog.content, table) if shape.content else None
+
+    def _check_sequences(self, users: Sequence[str], sequences: list[np.ndarray], n_items: int) -> None:
+        for user, sequence in zip(users, sequences):
+            if len(sequence) and (sequence.min() < 0 or sequence.max() >= n_items):
+                raise ValueError(f"scorer {self.name!r}: user {user!r} has item indices outside 0..{n_items - 1}")
+        if not any(len(sequence) >= 2 for sequence in sequences):
+            raise ValueError(f"scorer {self.name!r}: no user has two or more events; nothing to learn from")
 
     def _shape(self, known_items: int, content_dim: int) -> ModelShape:
         c = self.config
@@ -205,6 +211,8 @@ class SelfAttentionScorer(Scorer):
         if vectors.ndim != 2 or len(vectors) != len(item_ids):
             raise ValueError(f"scorer {self.name!r}: {len(item_ids)} candidate ids for vectors of {vectors.shape}")
         self._require_fitted(vectors.shape[1])
+        for history in histories:
+            check_inputs(self.name, history, item_ids, vectors)
         out = np.zeros((len(histories), len(item_ids)), dtype=np.float32)
         filled = [i for i, history in enumerate(histories) if len(history)]
         if not filled:
@@ -286,7 +294,11 @@ class SelfAttentionScorer(Scorer):
         torch = import_torch(self.name)
         shape = ModelShape(**meta["shape"])
         model = build_model(shape)
-        state = {name[len("model.") :]: torch.from_numpy(value) for name, value in arrays.items() if name.startswith("model.")}
+        state = {
+            name[len("model.") :]: torch.from_numpy(value)
+            for name, value in arrays.items()
+            if name.startswith("model.")
+        }
         model.load_state_dict(state)
         model.eval()
         self.model, self.shape = model, shape

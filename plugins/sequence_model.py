@@ -275,7 +275,8 @@ def train_model(
     model: Any, catalog: Catalog, sequences: list[np.ndarray], validation: ValidationCases, settings: TrainSettings
 ) -> TrainLog:
     """AdamW on next-item cross-entropy at every position of every window; keep the epoch
-    with the best validation NDCG@10 and stop after ``patience`` epochs without gain."""
+    with the best validation NDCG@10 and stop after ``patience`` epochs without gain.
+    Without validation cases every epoch runs and the last one is kept."""
     import time
 
     import torch
@@ -302,6 +303,10 @@ def train_model(
             optimizer.step()
             total += float(loss.detach()) * len(batch)
         losses.append(total / max(len(windows), 1))
+        if not len(validation):  # nothing held out: train every epoch, keep the last
+            log.info("epoch %d: loss %.4f (%.0f s)", epoch, losses[-1], time.perf_counter() - started)
+            best = (0.0, epoch, None)
+            continue
         scores.append(validation_ndcg(model, catalog, validation))
         log.info(
             "epoch %d: loss %.4f, validation NDCG@10 %.4f (%.0f s)",

@@ -101,15 +101,15 @@ class LanceDBConfig(ComponentConfig):
 
     uri: Path = Field(default=Path("polyrec-data"), description="database directory (relative: to the config file)")
     index_threshold: int = Field(
-        default=50_000, ge=1, description="build the ANN index once a collection has this many rows"
+        default=10_000, ge=1, description="build the ANN index once a collection has this many rows"
     )
     index_type: Literal["IVF_SQ", "IVF_PQ", "IVF_FLAT"] = Field(default="IVF_SQ", description="LanceDB index kind")
     num_partitions: int | None = Field(default=None, ge=1, description="IVF partitions (None: from the row count)")
     nprobes: int | None = Field(
         default=None, ge=1, description="partitions probed for a top-10 search, more for deeper ones (None: auto)"
     )
-    flat_search_rows: int = Field(
-        default=10_000, ge=0, description="filtered searches passing at most this many rows scan them exactly"
+    exact_filter_rows: int = Field(
+        default=1_000, ge=0, description="filtered searches passing at most this many rows rank them exactly"
     )
     refine_factor: int = Field(default=4, ge=1, description="exact re-ranking of refine_factor * k candidates")
     reindex_fraction: float = Field(default=0.1, gt=0, description="fold new rows into the index past this share")
@@ -368,6 +368,14 @@ def _ids_in(ids: Sequence[str]) -> Iterator[str]:
         yield "id IN (" + ", ".join(map(_sql_string, unique[start : start + _IN_CHUNK])) + ")"
 
 
+_Ranked = tuple[list[str], np.ndarray, list[str]]  # ids, scores, metadata JSON; best first
+
+
+def _ranked(table: pa.Table) -> _Ranked:
+    scores = 1.0 - table.column("_distance").to_numpy().astype(np.float64)
+    return table.column("id").to_pylist(), scores, table.column("metadata").to_pylist()
+
+
 @dataclass
 class _IndexState:
     trained_rows: int
@@ -518,13 +526,10 @@ class LanceCollection(Collection):
             where = where_clause(filter, self._columns)
         if k <= 0 or where == FALSE:
             return []
-        table = self._do(self._search(query, k, where), "search")
-        distances = table.column("_distance").to_numpy()
+        ids, scores, metadata = self._do(self._search(query, k, where), "search")
         hits = [
-            Hit(id=item_id, score=1.0 - float(distance), metadata=json.loads(metadata))
-            for item_id, metadata, distance in zip(
-                table.column("id").to_pylist(), table.column("metadata").to_pylist(), distances
-            )
+            Hit(id=item_id, score=float(score), metadata=json.loads(values))
+            for item_id, score, values in zip(ids, scores, metadata, strict=True)
         ]
         return [hit for hit in hits if matches(hit.metadata, filter)]  # a safety net: the SQL is exact
 
@@ -538,14 +543,14 @@ class LanceCollection(Collection):
         )
         return builder if where is None else builder.where(where)  # a prefilter: applied before the search
 
-    async def _search(self, query: np.ndarray, k: int, where: str | None) -> pa.Table:
+    async def _search(self, query: np.ndarray, k: int, where: str | None) -> _Ranked:
         if self._index is None:
-            return await self._nearest(query, k, where).to_arrow()  # an exact scan
+            return _ranked(await self._nearest(query, k, where).to_arrow())  # an exact scan
         depth = float(k)
         if where is not None:
             matching = await self._table.count_rows(where)
-            if matching <= max(k, self._config.flat_search_rows):
-                return await self._nearest(query, k, where).bypass_vector_index().to_arrow()
+            if matching <= max(k, self._config.exact_filter_rows):
+                return await self._rank_matching(query, k, where)
             # the filtered top-k lie as deep as the unfiltered top-(k / selectivity)
             depth = k * await self._table.count_rows() / matching
         partitions, refine = self._index.partitions, self._config.refine_factor
@@ -553,7 +558,15 @@ class LanceCollection(Collection):
         table = await self._nearest(query, k, where).nprobes(nprobes).refine_factor(refine).to_arrow()
         if where is not None and table.num_rows < k:  # too few passing rows in the probed partitions
             table = await self._nearest(query, k, where).nprobes(partitions).refine_factor(refine).to_arrow()
-        return table
+        return _ranked(table)
+
+    async def _rank_matching(self, query: np.ndarray, k: int, where: str) -> _Ranked:
+        """Exact top-k of the few rows a filter passes: fetch them and rank them here."""
+        table = await self._table.query().where(where).select(["id", "vector", "metadata"]).to_arrow()
+        scores = _vectors_of(table, self.dim) @ query
+        top = np.argsort(-scores, kind="stable")[:k]
+        ids, metadata = table.column("id").to_pylist(), table.column("metadata").to_pylist()
+        return [ids[i] for i in top], scores[top], [metadata[i] for i in top]
 
     def count(self) -> int:
         return self._do(self._table.count_rows(), "count")

@@ -1,5 +1,5 @@
 """A small real catalog for the server tests: titled items in four topics, images for three
-of them (from skimage/sklearn sample data) and synthetic audio clips for the music items.
+of them (from skimage sample data) and synthetic audio clips for the music items.
 
 ``server_config`` reads the titles with the bundled MiniLM and the clips with librosa, keeps
 everything in a LanceDB directory, and scores with target attention (nothing to train).
@@ -77,14 +77,24 @@ def server_config(db_dir: Path, *, audio: bool = True) -> dict[str, Any]:
 
 def _topic_images() -> dict[str, list[np.ndarray]]:
     import skimage.data as data
-    from sklearn.datasets import load_sample_images
 
-    china, flower = load_sample_images().images
     gray = np.stack([data.moon()] * 3, axis=-1)
     return {
-        "space": [data.rocket(), data.astronaut(), gray, data.hubble_deep_field(), china],
-        "cats": [data.chelsea(), data.cat(), data.chelsea()[:, ::-1], data.cat()[::-1], flower],
-        "coffee": [data.coffee(), data.coffee()[:, ::-1], data.coffee()[50:], data.coffee()[:, 100:], flower],
+        "space": [data.rocket(), data.astronaut(), gray, data.hubble_deep_field(), data.hubble_deep_field()[400:]],
+        "cats": [
+            data.chelsea(),
+            data.cat()[:, ::-1],
+            data.chelsea()[100:, 100:],
+            data.cat()[:, 200:],
+            data.chelsea()[:, ::-1],
+        ],
+        "coffee": [
+            data.coffee(),
+            data.coffee()[:, ::-1],
+            data.coffee()[150:, 200:],
+            data.coffee()[:, 300:],
+            data.coffee()[::-1],
+        ],
     }
 
 

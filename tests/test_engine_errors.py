@@ -235,6 +235,9 @@ def test_invalid_queries_are_clear_errors() -> None:
         engine.search("rocket", field="poster")
     with pytest.raises(QueryError, match="no configured encoder takes image queries"):
         engine.search(np.zeros((4, 4, 3)))
+    with pytest.raises(QueryError, match="no configured encoder takes audio queries"):
+        engine.search(b"RIFF....", modality="audio")
+    assert engine.search("rocket", k=1, modality="text")[0].item == "a"
 
 
 def test_fit_without_events_or_items_says_what_to_do() -> None:

@@ -204,6 +204,8 @@ def test_derived_text_field_is_encoded_but_not_stored() -> None:
     assert report.stored == 1
     assert ENCODED == ["title: rocket\ntopic: space"]
     assert "text" not in engine.assembly.layout.items().get(["a"])[0].metadata
+    composed_already = {"id": "a", "title": "rocket", "topic": "space", "text": "title: rocket\ntopic: space"}
+    assert engine.ingest([composed_already]).unchanged == 1
 
 
 # -- the content-hash cache ---------------------------------------------------------------

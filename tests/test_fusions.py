@@ -198,6 +198,17 @@ def test_gated_learns_that_only_the_signal_field_predicts_the_next_item() -> Non
     assert gated.loss_history[-1] < gated.loss_history[0]
 
 
+def test_gated_keeps_every_field_above_the_floor() -> None:
+    fields, present, data = signal_in_one_field()
+    dims = {name: value.shape[1] for name, value in fields.items()}
+    gated = bound(GatedFusion(min_gate=0.1), dims)
+    gated.fit(fields, present, data)
+    weights = gated.field_weights()
+    assert min(weights.values()) >= 0.1 - 1e-9 and weights["signal"] > 0.7, weights
+    with pytest.raises(ConfigError, match="min_gate"):
+        bound(GatedFusion(min_gate=0.4), dims)
+
+
 def test_gated_without_events_keeps_equal_gates() -> None:
     fields, present = random_catalog(DIMS)
     gated = bound(GatedFusion())

@@ -140,7 +140,11 @@ def test_cold_items_are_placed_by_their_content() -> None:
 
 def test_same_seed_same_model_other_seed_other_model(cycles: TrainingData) -> None:
     params = {**FAST, "epochs": 3}
-    first, second, other = (SelfAttentionScorer(**params), SelfAttentionScorer(**params), SelfAttentionScorer(**{**params, "seed": 1}))
+    first, second, other = (
+        SelfAttentionScorer(**params),
+        SelfAttentionScorer(**params),
+        SelfAttentionScorer(**{**params, "seed": 1}),
+    )
     for scorer in (first, second, other):
         scorer.fit(cycles)
     history = history_of(cycles, [0, 1, 2, 3])
@@ -196,7 +200,7 @@ def test_not_fitted_errors(cycles: TrainingData, tmp_path) -> None:
 
 def test_wrong_vector_dim_is_a_clear_error(fitted: SelfAttentionScorer, cycles: TrainingData) -> None:
     history = History(["item1"], np.ones((1, 8), np.float32), np.zeros(1))
-    with pytest.raises(ValueError, match="self-attention.*32-d"):
+    with pytest.raises(ValueError, match=r"self-attention.*32-d"):
         fitted.score(history, ["item2"], np.ones((1, 8), np.float32))
 
 

@@ -257,9 +257,9 @@ ANN_FILTERS = [
 
 @pytest.mark.parametrize("filter", ANN_FILTERS, ids=["5%", "13%", "1.3%"])
 def test_filters_through_the_index(ann_catalog: tuple[Path, np.ndarray, list], filter: dict[str, Any]) -> None:
-    """flat_search_rows=0 sends every filtered search through the IVF index with a prefilter."""
+    """exact_filter_rows=0 sends every filtered search through the IVF index with a prefilter."""
     uri, vectors, catalog = ann_catalog
-    items = _open_ann(uri, flat_search_rows=0)
+    items = _open_ann(uri, exact_filter_rows=0)
     rows = np.array([i for i, metadata in enumerate(catalog) if matches(metadata, filter)])
     recalls = []
     for query in history_queries(vectors, 40, seed=10):
@@ -270,25 +270,27 @@ def test_filters_through_the_index(ann_catalog: tuple[Path, np.ndarray, list], f
     assert np.mean(recalls) >= 0.95
 
 
-@pytest.mark.parametrize("filter", ANN_FILTERS, ids=["5%", "13%", "1.3%"])
-def test_selective_filters_are_searched_exactly(
-    ann_catalog: tuple[Path, np.ndarray, list], filter: dict[str, Any]
-) -> None:
-    """With the default flat_search_rows (10k), these filters pass few enough rows to scan."""
+def test_filters_passing_few_rows_are_ranked_exactly(ann_catalog: tuple[Path, np.ndarray, list]) -> None:
+    """260 rows pass: within the default exact_filter_rows (1000), so they are fetched and ranked."""
     uri, vectors, catalog = ann_catalog
     items = _open_ann(uri)
+    filter = ANN_FILTERS[2]
     rows = np.array([i for i, metadata in enumerate(catalog) if matches(metadata, filter)])
     for query in history_queries(vectors, 10, seed=12):
-        assert [hit.id for hit in items.search(query, 10, filter=filter)] == _exact(vectors, query, 10, rows)
+        hits = items.search(query, 10, filter=filter)
+        assert [hit.id for hit in hits] == _exact(vectors, query, 10, rows)
+        np.testing.assert_allclose(
+            [hit.score for hit in hits], vectors[[int(h.id[1:]) for h in hits]] @ query, atol=1e-6
+        )
 
 
-@pytest.mark.parametrize("flat_search_rows", [0, 10_000])
+@pytest.mark.parametrize("exact_filter_rows", [0, 1_000])
 def test_a_rare_filter_still_finds_every_match(
-    ann_catalog: tuple[Path, np.ndarray, list], flat_search_rows: int
+    ann_catalog: tuple[Path, np.ndarray, list], exact_filter_rows: int
 ) -> None:
     """21 rows carry the tag: through the index, the probed partitions hold too few of them."""
     uri, vectors, catalog = ann_catalog
-    items = _open_ann(uri, flat_search_rows=flat_search_rows)
+    items = _open_ann(uri, exact_filter_rows=exact_filter_rows)
     rare = {f"i{i}" for i, metadata in enumerate(catalog) if "rare" in metadata["tags"]}
     for query in history_queries(vectors, 5, seed=11):
         hits = items.search(query, 50, filter={"tags": "rare"})

@@ -47,28 +47,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _row(label: str, metrics: dict[str, Any] | None, columns: list[str]) -> str:
+def _row(label: str, metrics: dict[str, Any] | None, columns: list[str], width: int) -> str:
     cells = [f"{metrics[c]:.4f}" if metrics and c in metrics else "-" for c in columns]
-    return "  ".join([label.ljust(14), *(cell.rjust(len(c)) for cell, c in zip(cells, columns))])
+    return "  ".join([label.ljust(width), *(cell.rjust(len(c)) for cell, c in zip(cells, columns))])
 
 
 def format_result(result: dict[str, Any]) -> str:
     """A small table: the model (or baseline), pop and random, per split."""
     columns = [name for name in (result.get("test") or {}) if "@" in name]
-    header = "  ".join(["".ljust(14), *columns])
+    label = Path(result["config"]).name if result["config"] else "model"
+    width = max(len(label), len("random"))
+    header = "  ".join(["".ljust(width), *columns])
     data = result["dataset"]
     about = f"{data['users']} users, {data['items']} items, {data['events']} events"
     lines = [f"protocol {result['protocol']} on {data['name']} ({about})", header]
-    label = result["config"] or "model"
     baselines = result.get("baselines", {})
     for split in ("valid", "test"):
         if result.get(split) is None:
             continue
         lines.append(f"[{split}] {result[split]['cases']} cases, {result[split]['unranked']} held-out items unranked")
-        lines.append(_row(Path(label).name if "/" in label else label, result[split], columns))
+        lines.append(_row(label, result[split], columns, width))
         for name in ("pop", "random"):
             if name in baselines and baselines[name].get(split):
-                lines.append(_row(name, baselines[name][split], columns))
+                lines.append(_row(name, baselines[name][split], columns, width))
     timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["timings"].items())
     lines.append(f"timings: {timings}")
     lines += [f"note: {note}" for note in result.get("notes", [])]

@@ -156,7 +156,10 @@ def fit_model(
     )
     timings: dict[str, float] = {}
     try:
-        items = dataset.with_derived_fields(config.settings.with_derived_fields).items
+        derived = (
+            dataset.with_derived_fields(config.settings.with_derived_fields) if config.settings.derived else dataset
+        )
+        items = derived.items
         start = time.perf_counter()
         report = engine.ingest(items)
         timings["ingest"] = time.perf_counter() - start

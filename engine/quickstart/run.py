@@ -138,54 +138,81 @@ class _Steps:
         return tqdm(total=total, desc=desc, unit=unit, disable=None, file=sys.stderr, leave=True)
 
 
-def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> QuickstartResult:
-    """Run every step; print progress and results to ``stream`` (default stdout)."""
-    steps = _Steps(stream or sys.stdout)
+@dataclass
+class _Data:
+    """What the quickstart generated: catalog rows, users and the category of every item."""
+
+    rows: list[dict[str, Any]]
+    users: list[SyntheticUser]
+    category_of: dict[str, str]
+
+
+def _generate(options: QuickstartOptions, steps: _Steps) -> _Data:
     out = options.out_dir
     categories = select_categories(options.categories)
-    image = image_weights.choose(options.image_checkpoint, options.image_model, allow_download=options.allow_download)
-    prepare_out_dir(out)
-    steps.say(f"polyrec quickstart -> {out}")
-    steps.say(image.message)
-
     with steps.step("catalog"), steps.bar(len(categories) * options.items_per_category, "catalog", "item") as bar:
         rows = build_catalog(out, categories, options.items_per_category, options.seed, bar.update)
-    category_of = {row["id"]: row["category"] for row in rows}
-    by_category = {category.name: [row["id"] for row in rows if row["category"] == category.name] for category in categories}
-    users = make_users([category.name for category in categories], options.users, options.seed)
+    names = [category.name for category in categories]
+    by_category = {name: [row["id"] for row in rows if row["category"] == name] for name in names}
+    users = make_users(names, options.users, options.seed)
     events = make_events(users, by_category, seed=options.seed)
     _write_events(out / EVENTS_FILE, events)
     write_jsonl(out / USERS_FILE, [{"id": user.id, "likes": list(user.likes)} for user in users])
     steps.say(
-        f"catalog: {len(rows)} items in {len(categories)} categories ({', '.join(by_category)}); "
+        f"catalog: {len(rows)} items in {len(names)} categories ({', '.join(names)}); "
         f"{len(users)} users, {len(events)} events"
     )
+    return _Data(rows, users, {row["id"]: row["category"] for row in rows})
+
+
+def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> QuickstartResult:
+    """Run every step; print progress and results to ``stream`` (default stdout)."""
+    steps = _Steps(stream or sys.stdout)
+    out = options.out_dir
+    select_categories(options.categories)  # a bad count fails before anything is written
+    image = image_weights.choose(options.image_checkpoint, options.image_model, allow_download=options.allow_download)
+    prepare_out_dir(out)
+    steps.say(f"polyrec quickstart -> {out}")
+    steps.say(image.message)
+    data = _generate(options, steps)
     config = quickstart_config(image.slot, seed=options.seed)
     config["scorer"] = _scorer_slot(options.scorer)
     config_path = write_config(out / CONFIG_FILE, config)
 
     from polyrec.engine.engine import Engine
 
-    with Engine.from_config(config_path) as engine:
-        _ingest_and_fit(engine, out, len(rows), steps)
-        with steps.step("recommend"):
-            recommended = {user.id: engine.recommend(user.id, k=options.k) for user in users}
-        scores = taste_precision({u: [r.item for r in recs] for u, recs in recommended.items()}, users, category_of)
-        precision = sum(scores.values()) / len(scores)
-        chosen = pick_report_users(users, options.report_users)
-        for user in chosen:
-            history = engine.retriever.history(user.id)[0]
-            steps.say("\n" + recommendation_table(user.id, user.likes, len(history), recommended[user.id], category_of))
-        steps.say(
-            f"\nprecision@{options.k} against the generating tastes: {precision:.3f} "
-            f"(share of each user's top {options.k} unseen items in a category they like; {len(users)} users)"
-        )
+    with steps.step("load engine"):
+        engine = Engine.from_config(config_path)
+    with engine:
+        _ingest_and_fit(engine, out, len(data.rows), steps)
+        precision, scores, chosen = _recommend_and_check(engine, data, options, steps)
         with steps.step("report"), steps.bar(len(chosen), "report", "user") as bar:
             report = _report(engine, out, chosen, options, image.message, bar.update)
     steps.say(f"report: {report.html}  (map: {out / MAP_FILE})")
     steps.say(f"try:    polyrec recommend --config {config_path} --user {chosen[0].id} --explain")
     steps.say("time:   " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.timings.items()))
     return QuickstartResult(out, config_path, precision, scores, report, image.message, steps.timings)
+
+
+def _recommend_and_check(
+    engine: Any, data: _Data, options: QuickstartOptions, steps: _Steps
+) -> tuple[float, dict[str, float], list[SyntheticUser]]:
+    """Recommend for every user, score against the tastes, print the table for a few users."""
+    with steps.step("recommend"):
+        recommended = {user.id: engine.recommend(user.id, k=options.k) for user in data.users}
+    items = {user: [rec.item for rec in recs] for user, recs in recommended.items()}
+    scores = taste_precision(items, data.users, data.category_of)
+    precision = sum(scores.values()) / len(scores)
+    chosen = pick_report_users(data.users, options.report_users)
+    for user in chosen:
+        history = engine.retriever.history(user.id)[0]
+        table = recommendation_table(user.id, user.likes, len(history), recommended[user.id], data.category_of)
+        steps.say("\n" + table)
+    steps.say(
+        f"\nprecision@{options.k} against the generating tastes: {precision:.3f} "
+        f"(share of each user's top {options.k} unseen items in a category they like; {len(data.users)} users)"
+    )
+    return precision, scores, chosen
 
 
 def _scorer_slot(scorer: str) -> dict[str, Any]:

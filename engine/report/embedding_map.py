@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,9 +66,7 @@ def group_colours(groups: Sequence[str | None]) -> dict[str, str]:
     return {group: PALETTE[i] if i < len(PALETTE) else OTHER_COLOUR for i, group in enumerate(ordered)}
 
 
-def sample_for_map(
-    ids: Sequence[str], max_points: int, keep: Collection[str] = (), seed: int = 0
-) -> np.ndarray:
+def sample_for_map(ids: Sequence[str], max_points: int, keep: Collection[str] = (), seed: int = 0) -> np.ndarray:
     """Row indices to map: all when there are at most ``max_points``, else a seeded sample
     that always holds the ``keep`` ids."""
     if len(ids) <= max_points:
@@ -119,7 +118,7 @@ def project(vectors: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndar
     return tsne.fit_transform(_principal_components(unit, 50))
 
 
-def _axes(title: str):  # type: ignore[no-untyped-def]
+def _axes(title: str) -> tuple[Any, Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed; must precede pyplot's import
@@ -135,25 +134,35 @@ def _axes(title: str):  # type: ignore[no-untyped-def]
 
 
 def _scatter_groups(
-    axes,  # type: ignore[no-untyped-def]
+    axes: Any,
     coords: np.ndarray,
     groups: Sequence[str | None],
     colours: Mapping[str, str],
     *,
     alpha: float,
     size: float,
-    legend: bool,
-) -> None:
-    labels = [*colours, None]
-    for group in labels:
+) -> list[Any]:
+    """Dots per group; returns legend handles (full-colour dots, whatever ``alpha``)."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    for group in [*colours, None]:
         rows = [i for i, value in enumerate(groups) if (value if value in colours else None) == group]
         if not rows:
             continue
-        colour = colours.get(group, OTHER_COLOUR) if group is not None else OTHER_COLOUR
-        name = group if group is not None else "(other)"
-        axes.scatter(coords[rows, 0], coords[rows, 1], s=size, c=colour, alpha=alpha, label=name, linewidths=0)
-    if legend:
-        axes.legend(loc="best", fontsize=8, frameon=False, markerscale=1.5)
+        colour = colours[group] if group is not None else OTHER_COLOUR
+        axes.scatter(coords[rows, 0], coords[rows, 1], s=size, c=colour, alpha=alpha, linewidths=0)
+        name = group if group is not None else "(none)"
+        handles.append(Line2D([], [], marker="o", linestyle="", color=colour, markersize=6, label=name))
+    return handles
+
+
+def _marker_handle(marker: str, label: str) -> Any:
+    from matplotlib.lines import Line2D
+
+    size = 12 if marker == "*" else 8
+    return Line2D([], [], marker=marker, linestyle="", markerfacecolor="white", markeredgecolor="black",
+                  markersize=size, label=label)  # fmt: skip
 
 
 def draw_map(
@@ -162,7 +171,9 @@ def draw_map(
     """Every item as a dot in its group's colour; returns ``path`` (a PNG)."""
     plt, figure, axes = _axes(title)
     try:
-        _scatter_groups(axes, coords, groups, colours, alpha=0.85, size=28, legend=bool(colours))
+        handles = _scatter_groups(axes, coords, groups, colours, alpha=0.85, size=28)
+        if handles:
+            axes.legend(handles=handles, loc="best", fontsize=8, frameon=False)
         figure.tight_layout()
         figure.savefig(path, format="png")
     finally:
@@ -184,16 +195,17 @@ def draw_user_map(
     plt, figure, axes = _axes(title)
     row_of = {item_id: row for row, item_id in enumerate(ids)}
     try:
-        _scatter_groups(axes, coords, groups, colours, alpha=0.18, size=18, legend=False)
+        handles = _scatter_groups(axes, coords, groups, colours, alpha=0.18, size=18)
         for members, marker, size, label in ((history, "o", 70, "history"), (recommended, "*", 220, "recommended")):
             rows = [row_of[item_id] for item_id in members if item_id in row_of]
             if rows:
                 face = [colours.get(groups[row] or "", OTHER_COLOUR) for row in rows]
                 axes.scatter(
                     coords[rows, 0], coords[rows, 1], s=size, c=face, marker=marker, edgecolors="black",
-                    linewidths=0.9, label=label, zorder=3,
+                    linewidths=0.9, zorder=3,
                 )  # fmt: skip
-        axes.legend(loc="best", fontsize=8, frameon=False)
+                handles.append(_marker_handle(marker, label))
+        axes.legend(handles=handles, loc="best", fontsize=8, frameon=False)
         figure.tight_layout()
         figure.savefig(path, format="png")
     finally:

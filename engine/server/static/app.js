@@ -92,7 +92,12 @@ function card(result, { showScore = true } = {}) {
   body.append(el("div", "title", titleOf(result.item, result.metadata)));
   const meta = details(result.metadata);
   body.append(el("div", "meta", meta ? `${result.item} · ${meta}` : result.item));
-  if (showScore && typeof result.score === "number") body.append(el("div", "meta score", `score ${result.score.toFixed(3)}`));
+  if (showScore && typeof result.score === "number") {
+    // a popularity fallback's score is the item's number of events, not a similarity
+    const popular = (result.flags || []).includes("fallback:popularity");
+    const text = popular ? `${Math.round(result.score)} events` : `score ${result.score.toFixed(3)}`;
+    body.append(el("div", "meta score", text));
+  }
   const flags = (result.flags || []).filter((f) => !f.startsWith("field:"));
   if (flags.length) {
     const badges = el("div", "badges");
@@ -142,6 +147,7 @@ async function selectUser(user) {
   state.user = user;
   for (const item of $("user-list").children) item.classList.toggle("selected", item.dataset.user === user);
   $("user-name").textContent = user;
+  $("history-user").textContent = user;
   $("user-section").hidden = false;
   $("empty").hidden = true;
   showMessage("");
