@@ -21,15 +21,21 @@ How a collection is stored, and why:
 - Schema metadata holds the collection's ``dim`` and provenance; opening it with other
   values raises :class:`ProvenanceMismatchError`.
 
-ANN index: below ``index_threshold`` rows a search is an exact scan. At the threshold
-an IVF index (dot-product metric) is built automatically (or by :meth:`create_index`),
-plus a B-tree index on ``id`` for upserts and ``get``. Rows added later are searched
-exactly beside the index until they exceed ``reindex_fraction`` of the indexed rows,
-when they are folded into it (``optimize``); when the table has grown past
-``retrain_growth`` times the rows the index was trained on, it is retrained so the
-partition count keeps up. Searches probe ``nprobes`` partitions at least (more when a
-filter leaves too few rows in them) and re-rank ``refine_factor * k`` candidates with
-exact distances, so returned scores are exact inner products.
+ANN index: below ``index_threshold`` rows (10k by default; LanceDB's exact scan slows
+down past that) a search is an exact scan. At the threshold an IVF index is built
+automatically (or by :meth:`LanceCollection.create_index`): ``index_type`` IVF_SQ (8-bit
+codes) by default, dot-product metric, about sqrt(rows) partitions, plus a B-tree index on
+``id`` for upserts and ``get``. Rows added later are searched exactly beside the index
+until they exceed ``reindex_fraction`` of the indexed rows, when they are folded into it
+(``optimize``); past ``retrain_growth`` times the rows it was trained on, the index is
+retrained so the partition count keeps up. A search probes :func:`auto_nprobes`
+partitions, more for a larger k and under a filter (which pushes the k best passing rows
+further out), and re-ranks ``refine_factor * k`` candidates with exact distances, so
+scores are exact inner products. A filter passing at most ``exact_filter_rows`` rows
+skips the index: those rows are fetched and ranked exactly.
+
+A store object keeps one handle per table; it sees other processes' writes within
+``read_consistency_s`` seconds.
 
 ``lancedb`` is imported only when a store is first used. Its async API runs on one event
 loop thread owned by this module: the sync wrapper costs several thread hops per query.
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import re
 import threading
@@ -83,6 +90,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 EVENTS_TABLE = "events"
 VECTOR_INDEX = "vector_idx"
@@ -440,7 +448,16 @@ class LanceCollection(Collection):
         ]
         data = pa.Table.from_arrays(arrays, schema=schema)
         await self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
-        await self._maintain()
+        try:
+            await self._maintain()
+        except Exception as exc:  # the rows are stored: report, but do not fail the upsert
+            log.warning(
+                "collection %r in %s: index upkeep failed: %s: %s",
+                self.name,
+                self._store.location,
+                type(exc).__name__,
+                exc,
+            )
 
     async def _maintain(self) -> None:
         """Build, extend or retrain the ANN index and compact small files, as rows arrive."""
@@ -601,11 +618,9 @@ def _as_table(batch: Any) -> pa.Table:
 
 
 def _sub_vectors(dim: int) -> int:
-    """PQ sub-vectors: 8 dimensions each where dim allows, else the largest divisor <= dim/4."""
-    for width in (8, 4, 2, 1):
-        if dim % width == 0 and dim // width >= 1:
-            return dim // width
-    return dim
+    """PQ sub-vectors of 4 dimensions (one byte each) where dim allows: coarser codes lose
+    too much for ``refine_factor`` to win the recall back."""
+    return next(dim // width for width in (4, 2, 1) if dim % width == 0)
 
 
 async def _compact_if_fragmented(table: Any) -> None:

@@ -154,7 +154,7 @@ def test_map_is_a_png_with_every_category_coloured(default_run: tuple[Quickstart
         image.verify()
     with Image.open(result.report.map) as image:
         assert image.format == "PNG" and image.width >= 600 and image.height >= 400
-        colours = {tuple(pixel[:3]) for pixel in image.convert("RGB").getdata()}
+        colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 24)}
     # tab10's first five colours are the five categories' dots
     for hex_colour in ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"):
         rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
@@ -167,8 +167,8 @@ def test_map_is_a_png_with_every_category_coloured(default_run: tuple[Quickstart
 TINY = "polyrec-tiny-quickstart-test"
 TINY_CONFIG = {
     "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
 }
 
 

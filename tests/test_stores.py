@@ -440,3 +440,35 @@ def test_stores_are_registered_as_plugins() -> None:
     assert registry.get("store", "lancedb") is LanceDBStore
     assert registry.get("store", "memory") is MemoryStore
     assert LanceDBStore.exact is False and MemoryStore.exact is True
+
+
+@pytest.mark.parametrize("index_type", ["IVF_SQ", "IVF_PQ", "IVF_FLAT"])
+def test_every_index_type_builds_and_finds_neighbours(tmp_path: Path, index_type: str) -> None:
+    vectors = clustered_unit_vectors(3_000, 32, seed=3)
+    store = LanceDBStore(uri=tmp_path, index_threshold=3_000, index_type=index_type)
+    items = store.open("items", dim=32, provenance={})
+    items.upsert([VectorRecord(id=f"i{i}", vector=vectors[i], metadata={}) for i in range(3_000)])
+    assert items.index_info is not None
+    queries = history_queries(vectors, 30, seed=4)
+    assert np.mean([recall(items.search(q, 10), _exact(vectors, q, 10)) for q in queries]) >= 0.95
+    store.close()
+
+
+def test_a_failed_index_build_does_not_fail_the_upsert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from polyrec.plugins.store_lancedb import LanceCollection
+
+    async def broken(self: LanceCollection, rows: int) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(LanceCollection, "_build_index", broken)
+    store = LanceDBStore(uri=tmp_path, index_threshold=2)
+    items = store.open("items", dim=2, provenance={})
+    items.upsert([VectorRecord(id=f"i{i}", vector=np.full(2, i + 1.0, dtype=np.float32)) for i in range(3)])
+    assert items.count() == 3
+    assert items.index_info is None
+    assert "index upkeep failed: RuntimeError: disk full" in caplog.text
+    with pytest.raises(StoreError, match="disk full"):
+        items.create_index()
+    store.close()
