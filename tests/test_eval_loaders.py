@@ -159,6 +159,7 @@ def test_duplicate_item_ids_are_rejected(tmp_path: Path) -> None:
 
 
 def test_derived_text_field_from_the_config(tmp_path: Path) -> None:
+    """RecBole fields feed a config's [derived] text field ("name: value" lines, tokens joined)."""
     dataset = load_recbole(_write_recbole(tmp_path / "toy"))
     config = PolyrecConfig.model_validate(
         {
@@ -166,11 +167,10 @@ def test_derived_text_field_from_the_config(tmp_path: Path) -> None:
             "derived": {"text": ["movie_title", "release_year", "class_tokens"]},
         }
     )
-    derived = dataset.with_derived_fields(config.with_derived_fields)
-    expected = "movie_title: Le Café\nrelease_year: 1995\nclass_tokens: Comedy, Film-Noir"
-    assert derived.items[0].fields["text"] == expected
-    assert derived.items[1].fields["text"] == "movie_title: Quiet Night\nclass_tokens: Drama"  # no year: line left out
-    assert "text" not in dataset.items[0].fields  # the original is untouched
+    first, second = (config.with_derived_fields(item.fields) for item in dataset.items)
+    assert first["text"] == "movie_title: Le Café\nrelease_year: 1995\nclass_tokens: Comedy, Film-Noir"
+    assert second["text"] == "movie_title: Quiet Night\nclass_tokens: Drama"  # no year: that line is left out
+    assert "text" not in dataset.items[0].fields  # the item itself is untouched
 
 
 @pytest.mark.data

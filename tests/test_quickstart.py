@@ -14,6 +14,8 @@ import importlib.util
 import io
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -343,3 +345,14 @@ def test_out_dir_of_something_else_is_never_cleared(tmp_path: Path) -> None:
     (ours / "map-gone.png").write_text("x")
     prepare_out_dir(ours)
     assert (ours / MARKER_FILE).is_file() and not (ours / "store").exists() and not (ours / "map-gone.png").exists()
+
+
+def test_modules_import_no_heavy_library() -> None:
+    code = (
+        "import sys, polyrec.engine.quickstart.run, polyrec.engine.report, "
+        "polyrec.engine.cli.quickstart_cmd, polyrec.engine.cli.report_cmd; "
+        "heavy = {'torch', 'open_clip', 'librosa', 'sentence_transformers', 'lancedb', 'matplotlib', 'sklearn', "
+        "'skimage', 'PIL', 'soundfile'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

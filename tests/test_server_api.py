@@ -413,7 +413,11 @@ def test_bad_uploads(client: TestClient) -> None:
     bad_k = client.post("/search", files={"file": ("q.wav", b"RIFF", "audio/wav")}, data={"k": "zero"})
     assert bad_k.status_code == 422 and error_fields(bad_k) == ["k"]
     xml = client.post("/search", content=b"<query/>", headers={"content-type": "application/xml"})
-    assert xml.status_code == 415
+    assert xml.status_code == 415 and error_fields(xml) == ["body"]
+    not_json = client.post("/search", content=b"{query", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422 and error_fields(not_json) == ["body"]
+    not_an_object = client.post("/search", json=["query"])
+    assert not_an_object.status_code == 422 and error_fields(not_an_object) == ["body"]
 
 
 def test_oversized_uploads_are_refused_with_the_limit(tmp_path: Path, media: tuple[Path, dict[str, Path]]) -> None:

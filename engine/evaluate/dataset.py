@@ -74,11 +74,6 @@ class Dataset:
             for user, item, ts, value, kind in frame.itertuples(index=False, name=None)
         ]
 
-    def with_derived_fields(self, derive: Any) -> Dataset:
-        """A copy whose items went through ``derive(fields) -> fields`` (e.g. config-derived text)."""
-        items = [Item(id=item.id, fields=derive(item.fields)) for item in self.items]
-        return Dataset(self.name, items, self.events, self.users, self.source, list(self.notes))
-
     def summary(self) -> Mapping[str, Any]:
         return {
             "name": self.name,

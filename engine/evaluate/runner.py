@@ -156,10 +156,7 @@ def fit_model(
     )
     timings: dict[str, float] = {}
     try:
-        derived = (
-            dataset.with_derived_fields(config.settings.with_derived_fields) if config.settings.derived else dataset
-        )
-        items = derived.items
+        items = dataset.items  # the engine composes the config's [derived] fields while ingesting
         start = time.perf_counter()
         report = engine.ingest(items)
         timings["ingest"] = time.perf_counter() - start

@@ -112,7 +112,7 @@ def _run_search(state: ServerState, query: Any, params: SearchIn, modality: str)
                 f"field: slot {encoder.slot!r} (plugin {encoder.plugin!r}) takes {takes}, not {modality} queries",
                 field="field",
             )
-        return state.engine.retriever.search(
+        return state.engine.search(
             query,
             k=params.k,
             user=params.user,
@@ -151,7 +151,7 @@ async def search(request: Request, state: State) -> SearchOut:
         try:
             data = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "body: not valid JSON", field="body") from None
+            raise ApiError(422, "body: not valid JSON", field="body") from None
         if not isinstance(data, dict):
             raise ApiError(422, "body: must be a JSON object with a query", field="body")
     else:
