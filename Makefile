@@ -34,7 +34,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# TODO(quickstart owner): `polyrec quickstart` is added by engine/cli/quickstart_cmd.py.
+# The end-to-end demo, offline: generated catalog and users -> ingest, fit, recommend -> quickstart-out/report.html.
 demo: install
 	$(BIN)/polyrec quickstart
 

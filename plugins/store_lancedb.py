@@ -742,11 +742,7 @@ class LanceDBStore(VectorStore):
 
     def open(self, collection: str, *, dim: int, provenance: Mapping[str, str]) -> LanceCollection:
         wanted = {str(key): str(value) for key, value in provenance.items()}
-        if not _COLLECTION_NAME.fullmatch(collection) or collection == EVENTS_TABLE:
-            raise StoreError(
-                f"invalid collection name {collection!r}: use letters, digits, '_', '-' or '.' "
-                f"(and not {EVENTS_TABLE!r}, the event log)"
-            )
+        _check_name(collection)
         if dim <= 0:
             raise ValueError(f"collection {collection!r}: dim must be positive, got {dim}")
         opened = self._collections.get(collection)
@@ -768,6 +764,22 @@ class LanceDBStore(VectorStore):
         opened = LanceCollection(self, table, name, stored_dim, stored)
         await opened._load_state()
         return opened
+
+    def drop(self, collection: str) -> bool:
+        """Delete the collection's table; False if there was none."""
+        _check_name(collection)
+        self._collections.pop(collection, None)
+        return _run(self._drop(self._connection(), collection), f"dropping collection {collection!r}")
+
+    @staticmethod
+    async def _drop(db: Any, name: str) -> bool:
+        try:
+            await db.drop_table(name)
+        except ValueError as exc:
+            if "not found" not in str(exc).lower():
+                raise
+            return False
+        return True
 
     def _check(self, name: str, stored_dim: int, stored: dict[str, str], dim: int, wanted: dict[str, str]) -> None:
         check_provenance(
@@ -802,6 +814,14 @@ class LanceDBStore(VectorStore):
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _check_name(collection: str) -> None:
+    if not _COLLECTION_NAME.fullmatch(collection) or collection == EVENTS_TABLE:
+        raise StoreError(
+            f"invalid collection name {collection!r}: use letters, digits, '_', '-' or '.' "
+            f"(and not {EVENTS_TABLE!r}, the event log)"
+        )
 
 
 def _collection_schema(dim: int, provenance: Mapping[str, str]) -> pa.Schema:

@@ -314,6 +314,9 @@ class MemoryStore(VectorStore):
         self._collections[collection] = opened
         return opened
 
+    def drop(self, collection: str) -> bool:
+        return self._collections.pop(collection, None) is not None
+
     def events(self) -> MemoryEventLog:
         return self._events
 

@@ -1,4 +1,4 @@
-"""Small, real-behaving test plugins for the engine tests.
+"""A small, real-behaving test plugin for the engine tests.
 
 ``bag-of-words``: a text encoder whose vectors are hashed word counts, so texts sharing
 words are near each other (meaningful rankings without a model). It records every value
@@ -6,27 +6,22 @@ it encodes in :data:`ENCODED`, so tests can count encoder calls. Words with spec
 meaning: ``explode`` makes ``encode`` raise for its whole batch, ``nanvalue`` yields a NaN
 row, ``silence`` yields an all-zero row ("no signal").
 
-Register them with :func:`plugin_manager`, or as the entry point ``engine_fakes`` of a
+Register it with :func:`plugin_manager`, or as the entry point ``engine_fakes`` of a
 (test-made) distribution for CLI runs.
-
-``co-users``: a trainable behavior encoder reading item ids; after ``fit`` an item's
-vector is the hashed set of users who interacted with it, zero for unseen items.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
-from polyrec.contracts import ComponentConfig, Encoder, Event, Item, NotFittedError, hookimpl
+from polyrec.contracts import ComponentConfig, Encoder, hookimpl
 
 #: every value the bag-of-words encoder encoded, in order (tests clear it)
 ENCODED: list[str] = []
@@ -85,58 +80,9 @@ class BagOfWordsEncoder(Encoder):
         return self._vector(self.prepare(query))
 
 
-class CoUsersConfig(ComponentConfig):
-    dim: int = Field(default=32, gt=0)
-
-
-class CoUsersEncoder(Encoder):
-    name: ClassVar[str] = "co-users"
-    modality: ClassVar[str] = "behavior"
-    reads_item_id: ClassVar[bool] = True
-    trainable: ClassVar[bool] = True
-    Config = CoUsersConfig
-    config: CoUsersConfig
-
-    def __init__(self, config: ComponentConfig | None = None, **params: Any) -> None:
-        super().__init__(config, **params)
-        self.users: dict[str, list[str]] | None = None
-
-    @property
-    def dim(self) -> int:
-        return self.config.dim
-
-    @property
-    def fingerprint(self) -> str:  # like the built-ins: trained state shows in the fingerprint
-        base = super().fingerprint
-        return base if self.users is None else f"{base}:state={hash(json.dumps(self.users, sort_keys=True))}"
-
-    def fit(self, events: Sequence[Event], items: Sequence[Item]) -> None:
-        users: dict[str, set[str]] = {}
-        for event in events:
-            users.setdefault(event.item, set()).add(event.user)
-        self.users = {item: sorted(names) for item, names in users.items()}
-
-    def encode(self, batch: Sequence[Any]) -> np.ndarray:
-        if self.users is None:
-            raise NotFittedError("co-users is not fitted")
-        rows = np.zeros((len(batch), self.config.dim), dtype=np.float32)
-        for row, item_id in enumerate(batch):
-            for user in self.users.get(item_id, []):
-                rows[row, _bucket(user, self.config.dim)] += 1.0
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        return np.divide(rows, norms, out=rows, where=norms > 0)
-
-    def save(self, directory: Path) -> None:
-        (Path(directory) / "users.json").write_text(json.dumps(self.users))
-
-    def load(self, directory: Path) -> None:
-        self.users = json.loads((Path(directory) / "users.json").read_text())
-
-
 @hookimpl
 def register_encoders(register: Any) -> None:
     register(BagOfWordsEncoder)
-    register(CoUsersEncoder)
 
 
 BUILTINS_USED = (

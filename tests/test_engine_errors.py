@@ -241,7 +241,7 @@ def test_invalid_queries_are_clear_errors() -> None:
 
 
 def test_fit_without_events_or_items_says_what_to_do() -> None:
-    cfg = {"encoders": {"title": {"plugin": "bag-of-words"}, "co": {"plugin": "co-users"}}}
+    cfg = {"encoders": {"title": {"plugin": "bag-of-words"}, "taste": {"plugin": "behavior"}}}
     engine = fake_engine(**cfg)
     with pytest.raises(PolyrecError, match="fit needs events"):
         engine.fit()

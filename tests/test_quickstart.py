@@ -252,6 +252,15 @@ def test_missing_image_checkpoint_is_a_usage_error(tmp_path: Path, capsys: pytes
     assert not out.exists()  # nothing written before the options were checked
 
 
+def test_unknown_scorer_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from polyrec.engine.cli import main
+
+    out = tmp_path / "out"
+    assert main(["quickstart", "--out", str(out), "--scorer", "self_attention"]) == 2
+    assert "scorer.plugin: unknown scorer plugin 'self_attention'" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_category_count_is_checked(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from polyrec.engine.cli import main
 

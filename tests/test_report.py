@@ -158,7 +158,9 @@ def test_bad_arguments_are_usage_errors(project_dir: Path, capsys: pytest.Captur
     config = str(project_dir / "polyrec.toml")
     assert main(["report", "-c", config, "--users", " , "]) == 2
     assert "--users: no user id given" in capsys.readouterr().err
-    assert main(["report", "-c", config, "--users", "alice", "-k", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "-c", config, "--users", "alice", "-k", "0"])
+    assert exit_info.value.code == 2 and "-k: must be at least 1, got 0" in capsys.readouterr().err
 
 
 # -- the pieces -------------------------------------------------------------------------------
@@ -201,6 +203,16 @@ def test_group_colours_by_frequency_then_name() -> None:
     assert list(colours) == ["b", "a", "c"] and colours["b"] == PALETTE[0]
     many = group_colours([f"g{n:02d}" for n in range(len(PALETTE) + 2)])
     assert list(many.values())[-1] == OTHER_COLOUR
+
+
+def test_missing_packages_are_named_with_their_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyrec.contracts import PolyrecError
+    from polyrec.engine.report.requirements import require
+
+    require("x", {"json": ("json", "core")})  # present: no error
+    packages = {"no_such_module_a": ("dist-a", "report"), "json": ("json", "core"), "no_such_b": ("dist-b", "audio")}
+    with pytest.raises(PolyrecError, match=r"^x needs dist-a, dist-b: pip install 'polyrec\[audio,report\]'$"):
+        require("x", packages)
 
 
 def test_find_media(tmp_path: Path) -> None:

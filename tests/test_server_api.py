@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ pytest.importorskip("librosa", reason="the server tests search by audio")
 from fastapi.testclient import TestClient
 from server_fixtures import TOPICS, build_catalog, history_events, server_config, write_media
 
+from polyrec.contracts import StoreError
+from polyrec.engine.engine import Engine
 from polyrec.engine.server.app import create_app
 from polyrec.engine.server.limits import ServerLimits
 
@@ -516,6 +519,55 @@ def test_concurrent_writes_are_all_stored(tmp_path: Path, media: tuple[Path, Any
         for n in range(threads):
             stamps = [e["timestamp"] for e in client.get(f"/users/w{n}/events").json()["events"]]
             assert sorted(stamps) == list(range(requests_per_thread * batch))
+
+
+def test_concurrent_event_posts_share_one_commit_and_its_fate(tmp_path: Path, media: tuple[Path, Any]) -> None:
+    engine = Engine.from_config(server_config(tmp_path / "db", audio=False))
+    app = create_app(engine, limits=ServerLimits(media_dirs=(media[0],)))
+    writes = app.state.polyrec.writes
+    commits: list[int] = []
+    fail_next = threading.Event()
+    append = engine.add_events
+
+    def counting_add_events(events: Any, **options: Any) -> int:
+        commits.append(len(events))
+        if fail_next.is_set():
+            fail_next.clear()
+            raise StoreError("disk full (simulated)")
+        return append(events, **options)
+
+    engine.add_events = counting_add_events  # type: ignore[method-assign]
+    with TestClient(app) as client:
+
+        def post_while_the_lock_is_held(requests: int) -> list[Any]:
+            responses: list[Any] = [None] * requests
+
+            def post(n: int) -> None:
+                events = [{"user": f"g{n}", "item": f"i{e}", "timestamp": e} for e in range(3)]
+                responses[n] = client.post("/events", json={"events": events})
+
+            threads = [threading.Thread(target=post, args=(n,)) for n in range(requests)]
+            with writes.lock:  # every request queues its events behind the lock
+                for thread in threads:
+                    thread.start()
+                deadline = time.monotonic() + 60
+                while writes.queued < requests and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            for thread in threads:
+                thread.join()
+            return responses
+
+        responses = post_while_the_lock_is_held(5)
+        assert [r.status_code for r in responses] == [200] * 5, [r.json() for r in responses]
+        assert all(r.json()["appended"] == 3 for r in responses)
+        assert commits == [15]  # one commit for the five requests
+        assert [len(client.get(f"/users/g{n}/events").json()["events"]) for n in range(5)] == [3] * 5
+        fail_next.set()
+        failed = post_while_the_lock_is_held(4)
+        assert [r.status_code for r in failed] == [503] * 4  # none acknowledged
+        assert all("disk full" in r.json()["detail"] for r in failed)
+        assert commits == [15, 12] and client.get("/health").json()["events"] == 15
+    engine.close()
 
 
 def test_health_plugins_docs_and_page(client: TestClient) -> None:

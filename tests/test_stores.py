@@ -362,6 +362,8 @@ def test_layout_state_dir_and_reserved_names(tmp_path: Path) -> None:
         store.open("events", dim=4, provenance={})
     with pytest.raises(StoreError, match="invalid collection name"):
         store.open("../escape", dim=4, provenance={})
+    with pytest.raises(StoreError, match="events"):
+        store.drop("events")  # the event log is not a collection
     store.close()
     assert {path.name for path in (tmp_path / "data").iterdir()} >= {"field__text.lance", "events.lance", "state"}
 

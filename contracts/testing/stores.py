@@ -385,6 +385,22 @@ class StoreContract:
             store.open("items", dim=self.dim, provenance={**PROVENANCE, "scorer": "dot"})
         assert self.open_items(store).count() == 2  # a refused open loses nothing
 
+    def test_drop_deletes_a_collection_so_it_can_be_made_again(self, store: VectorStore) -> None:
+        items = self.open_items(store)
+        items.upsert(self.records(3))
+        other = store.open("other", dim=self.dim, provenance=PROVENANCE)
+        other.upsert(self.records(2))
+        try:
+            assert store.drop("items") is True
+        except NotImplementedError:
+            pytest.skip("this store cannot drop collections (the default VectorStore.drop)")
+        assert store.drop("items") is False
+        assert store.drop("never-made") is False
+        rebuilt = store.open("items", dim=self.dim + 2, provenance={"encoder.text": "open-clip:ViT-B-32"})
+        assert rebuilt.count() == 0
+        assert rebuilt.dim == self.dim + 2
+        assert store.open("other", dim=self.dim, provenance=PROVENANCE).count() == 2
+
     def test_data_and_events_survive_close_and_reopen(self, store_path: Path) -> None:
         if not self.persistent:
             pytest.skip("this store does not persist data")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from polyrec.engine.quickstart.engine_config import DEFAULT_SCORER
+from polyrec.engine.quickstart.image_weights import DEFAULT_IMAGE_MODEL
+
 __all__ = ["add_parser", "run"]
 
 
@@ -31,13 +34,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report-users", type=_positive, default=4, metavar="N",
                         help="users shown in the table and the report (default: 4)")  # fmt: skip
     parser.add_argument("-k", type=_positive, default=5, help="recommendations per user (default: 5)")
-    parser.add_argument("--scorer", default="mlp", help="scorer plugin (default: mlp)")
+    parser.add_argument("--scorer", default=DEFAULT_SCORER, metavar="PLUGIN",
+                        help=f"scorer plugin, e.g. target-attention (default: {DEFAULT_SCORER})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data (default: 0)")
     parser.add_argument("--image-checkpoint", type=Path, metavar="FILE",
                         help="open_clip weights file: encode the pictures with it (offline, pictures are "
                         "otherwise only shown, not encoded)")  # fmt: skip
-    parser.add_argument("--image-model", default="ViT-B-32", metavar="NAME",
-                        help="open_clip architecture of the weights (default: ViT-B-32)")  # fmt: skip
+    parser.add_argument("--image-model", default=DEFAULT_IMAGE_MODEL, metavar="NAME",
+                        help=f"open_clip architecture of the weights (default: {DEFAULT_IMAGE_MODEL})")  # fmt: skip
     parser.add_argument("--no-download", action="store_true",
                         help="never download CLIP weights, even when the hub is reachable")  # fmt: skip
     parser.set_defaults(func=run)

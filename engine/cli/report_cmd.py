@@ -14,6 +14,13 @@ __all__ = ["add_parser", "run", "DEFAULT_REPORT_USERS"]
 DEFAULT_REPORT_USERS = 3
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report",
@@ -26,14 +33,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--users", "-u", metavar="U1,U2", help="comma-separated user ids (default: the 3 most active)")
     parser.add_argument("--out", type=Path, default=Path("polyrec-report"), metavar="DIR",
                         help="output folder (default: polyrec-report)")  # fmt: skip
-    parser.add_argument("-k", type=int, default=5, help="recommendations per user (default: 5)")
+    parser.add_argument("-k", type=_positive, default=5, help="recommendations per user (default: 5)")
     parser.add_argument("--color-by", metavar="FIELD", help="item metadata field that colours the map and tags")
     parser.add_argument("--label-field", default="title", metavar="FIELD", help="item field shown as its name")
     parser.add_argument("--media-root", type=Path, action="append", default=[], metavar="DIR",
                         help="folder relative picture paths are resolved against (repeatable; "
                         "default: the config's folder, then the working directory)")  # fmt: skip
     parser.add_argument("--map-method", choices=("tsne", "pca"), default="tsne", help="2-D projection (default: tsne)")
-    parser.add_argument("--max-map-points", type=int, default=3000, metavar="N", help="items sampled for the map")
+    parser.add_argument("--max-map-points", type=_positive, default=3000, metavar="N",
+                        help="items sampled for the map (default: 3000)")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -56,11 +64,9 @@ def _most_active(engine: object, count: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from polyrec.contracts import ConfigError, PolyrecError
+    from polyrec.contracts import PolyrecError
     from polyrec.engine.report import ReportOptions, build_report
 
-    if args.k < 1:
-        raise ConfigError([("-k", f"must be at least 1, got {args.k}")])
     users = _users(args.users)
     config_dir = Path(args.config).resolve().parent
     with open_engine(args) as engine:

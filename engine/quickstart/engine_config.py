@@ -2,8 +2,12 @@
 
 Text (MiniLM over the composed title and description), audio (librosa features) and
 behavior (co-occurrence) are always encoded; pictures only when CLIP weights are available
-(see :mod:`.image_weights`). Fusion: weighted concatenation; scorer: target attention,
-whose per-history-item attention weights are the explanations the report shows.
+(see :mod:`.image_weights`). Fusion: weighted concatenation (no training needed, and each
+field's weight is readable). Scorer: ``mlp``, trained on the events in about a second. On
+the default quickstart data its precision@5 against the tastes is 1.0, like ``dot`` and
+``self-attention``, ahead of ``target-attention`` (0.97); its explanations are per
+candidate (which history items the candidate is most like), where ``self-attention``
+gives every candidate the same row.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_FILE", "STORE_DIR", "Inline", "quickstart_config", "toml_text", "write_config"]
+__all__ = ["CONFIG_FILE", "DEFAULT_SCORER", "STORE_DIR", "Inline", "quickstart_config", "toml_text", "write_config"]
 
 CONFIG_FILE = "polyrec.toml"
 STORE_DIR = "store"
@@ -26,7 +30,12 @@ class Inline(dict):
     """A mapping written as a TOML inline table (``weights = { a = 1.0 }``) rather than a section."""
 
 
-def quickstart_config(image_slot: Mapping[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+DEFAULT_SCORER = "mlp"
+
+
+def quickstart_config(
+    image_slot: Mapping[str, Any] | None = None, scorer: str = DEFAULT_SCORER, seed: int = 0
+) -> dict[str, Any]:
     """The config as a mapping; relative paths are relative to the config file."""
     encoders: dict[str, Any] = {
         "text": {"plugin": "sentence-transformers"},
@@ -42,7 +51,7 @@ def quickstart_config(image_slot: Mapping[str, Any] | None = None, seed: int = 0
         "store": {"plugin": "lancedb", "uri": STORE_DIR},
         "encoders": encoders,
         "fusion": {"plugin": "weighted-concat", "weights": Inline({slot: FIELD_WEIGHTS[slot] for slot in encoders})},
-        "scorer": {"plugin": "target-attention", "temperature": 0.1},
+        "scorer": {"plugin": scorer},
         "retrieval": {"candidates": 100, "history_length": 50},
     }
 

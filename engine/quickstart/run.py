@@ -30,10 +30,17 @@ from polyrec.contracts import PolyrecError
 from polyrec.engine.quickstart import image_weights
 from polyrec.engine.quickstart.catalog import CATALOG_FILE, build_catalog, write_jsonl
 from polyrec.engine.quickstart.categories import select_categories
-from polyrec.engine.quickstart.engine_config import CONFIG_FILE, STORE_DIR, quickstart_config, write_config
+from polyrec.engine.quickstart.engine_config import (
+    CONFIG_FILE,
+    DEFAULT_SCORER,
+    STORE_DIR,
+    quickstart_config,
+    write_config,
+)
 from polyrec.engine.quickstart.table import recommendation_table
 from polyrec.engine.quickstart.users import SyntheticUser, make_events, make_users, taste_precision
 from polyrec.engine.report import MAP_FILE, ReportFiles, ReportOptions, build_report
+from polyrec.engine.report.requirements import REPORT_PACKAGES, require
 
 __all__ = [
     "DEFAULT_OUT",
@@ -53,6 +60,14 @@ USERS_FILE = "users.json"
 #: marks a folder as the quickstart's own, so a re-run may clear what the last run wrote
 MARKER_FILE = ".polyrec-quickstart"
 _GENERATED = (STORE_DIR, "media", "thumbs")
+#: what generating the data and encoding it needs, beyond the report's own libraries
+_PACKAGES = {
+    **REPORT_PACKAGES,
+    "skimage": ("scikit-image", "report"),
+    "soundfile": ("soundfile", "audio"),
+    "librosa": ("librosa", "audio"),
+    "sentence_transformers": ("sentence-transformers", "text"),
+}
 
 
 @dataclass
@@ -64,7 +79,7 @@ class QuickstartOptions:
     report_users: int = 4
     k: int = 5
     seed: int = 0
-    scorer: str = "mlp"
+    scorer: str = DEFAULT_SCORER
     image_checkpoint: Path | None = None
     image_model: str = image_weights.DEFAULT_IMAGE_MODEL
     #: let the open-clip encoder download weights when the hub is reachable
@@ -169,18 +184,21 @@ def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> 
     """Run every step; print progress and results to ``stream`` (default stdout)."""
     steps = _Steps(stream or sys.stdout)
     out = options.out_dir
-    select_categories(options.categories)  # a bad count fails before anything is written
+    # missing libraries and bad options fail before anything is written
+    require("polyrec quickstart", _PACKAGES)
+    select_categories(options.categories)
     image = image_weights.choose(options.image_checkpoint, options.image_model, allow_download=options.allow_download)
+    config = quickstart_config(image.slot, options.scorer, seed=options.seed)
+    _check_config(config, out)
     prepare_out_dir(out)
     steps.say(f"polyrec quickstart -> {out}")
     steps.say(image.message)
     data = _generate(options, steps)
-    config = quickstart_config(image.slot, seed=options.seed)
-    config["scorer"] = _scorer_slot(options.scorer)
     config_path = write_config(out / CONFIG_FILE, config)
 
     from polyrec.engine.engine import Engine
 
+    steps.say("loading the engine (plugins, text model, LanceDB store) ...")
     with steps.step("load engine"):
         engine = Engine.from_config(config_path)
     with engine:
@@ -192,6 +210,15 @@ def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> 
     steps.say(f"try:    polyrec recommend --config {config_path} --user {chosen[0].id} --explain")
     steps.say("time:   " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.timings.items()))
     return QuickstartResult(out, config_path, precision, scores, report, image.message, steps.timings)
+
+
+def _check_config(config: dict[str, Any], out: Path) -> None:
+    """Validate the config against the installed plugins (e.g. an unknown ``--scorer``)."""
+    from polyrec.engine.config import resolve_config
+    from polyrec.engine.plugins import build_plugin_manager
+    from polyrec.engine.registry import Registry
+
+    resolve_config(config, Registry.from_plugin_manager(build_plugin_manager()), base_dir=out)
 
 
 def _recommend_and_check(
@@ -215,12 +242,6 @@ def _recommend_and_check(
     return precision, scores, chosen
 
 
-def _scorer_slot(scorer: str) -> dict[str, Any]:
-    if scorer == "target-attention":
-        return {"plugin": scorer, "temperature": 0.1}
-    return {"plugin": scorer}
-
-
 def _ingest_and_fit(engine: Any, out: Path, total: int, steps: _Steps) -> None:
     with steps.step("ingest"), steps.bar(total, "ingest (text, audio)", "item") as bar:
         # small chunks: the bar moves, and the first one also loads the models
@@ -230,7 +251,7 @@ def _ingest_and_fit(engine: Any, out: Path, total: int, steps: _Steps) -> None:
         raise PolyrecError("no item could be ingested; see the failures above")
     with steps.step("events"):
         engine.add_events(out / EVENTS_FILE)
-    steps.say("fit: learning behavior vectors from the events, re-fusing, training the scorer ...")
+    steps.say("fit: learning behavior vectors from the events, then training what is trainable ...")
     with steps.step("fit"):
         fit = engine.fit()
     steps.say(fit.summary())

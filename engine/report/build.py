@@ -23,6 +23,7 @@ from polyrec.engine.report.embedding_map import (
 )
 from polyrec.engine.report.html import render_report
 from polyrec.engine.report.media import Thumbnails
+from polyrec.engine.report.requirements import REPORT_PACKAGES, require
 
 if TYPE_CHECKING:
     from polyrec.engine.engine import Engine
@@ -103,6 +104,7 @@ def build_report(
     progress: Callable[[int], Any] | None = None,
 ) -> ReportFiles:
     """Write the report for ``users`` under ``out_dir``; ``progress`` is called with 1 per user."""
+    require("the report", REPORT_PACKAGES)
     options = options or ReportOptions()
     out_dir.mkdir(parents=True, exist_ok=True)
     thumbnails = Thumbnails(out_dir, [*options.media_roots, Path.cwd()])

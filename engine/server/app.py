@@ -8,7 +8,7 @@ events, recommendations), ``/search``, ``/health``, ``/plugins``; the web page a
 OpenAPI docs at ``/docs``. Items, field vectors and events live in the engine's store (LanceDB
 by default), so a restart loses nothing that was acknowledged with a 2xx.
 
-Run it in one process (one uvicorn worker): writes are serialised by an in-process lock.
+Run it in one process (one uvicorn worker): writes are serialised in-process (see :mod:`.writes`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from polyrec.contracts import PolyrecConfig, PolyrecError
 from polyrec.engine.engine import Engine
@@ -73,6 +74,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(state.open_collections)  # may load a model: then the first request is fast
         try:
             yield
         finally:

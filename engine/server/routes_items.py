@@ -38,7 +38,7 @@ def upsert_items(body: ItemsIn, state: State) -> IngestOut:
     in ``failures`` with the item id, field, plugin and reason; the rest are stored."""
     check_batch(len(body.items), "items", state.limits)
     items = [Item(id=item.id, fields=item.fields) for item in body.items]
-    with state.write_lock:
+    with state.writes.lock:
         report = state.engine.ingest(items)
     return IngestOut(stored=report.stored, unchanged=report.unchanged, pending=report.pending, failures=report.failures)
 
@@ -53,7 +53,7 @@ def get_item(item_id: str, state: State) -> ItemOut:
 
 @router.delete("/items/{item_id}", response_model=DeletedOut, summary="Delete an item (its events stay)")
 def remove_item(item_id: str, state: State) -> DeletedOut:
-    with state.write_lock:
+    with state.writes.lock:
         removed = delete_item(state.engine, item_id)
     if removed == 0:
         raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")

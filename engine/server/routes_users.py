@@ -36,8 +36,7 @@ def add_events(body: EventsIn, state: State) -> EventsOut:
         )
         for e in body.events
     ]
-    with state.write_lock:
-        appended = state.engine.add_events(events)
+    appended = state.writes.add_events(events)  # committed with concurrent posts: see writes.py
     items = sorted({event.item for event in events})
     known = items_metadata(state.engine, items)
     return EventsOut(appended=appended, unknown_items=[item for item in items if item not in known])

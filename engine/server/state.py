@@ -1,25 +1,29 @@
-"""What one app holds: the engine, its limits, the write lock, the media resolver and the user directory.
+"""What one app holds: the engine, its limits, its writes, the media resolver and the user directory.
 
-Writes (ingest, events, delete) take :attr:`ServerState.write_lock`: the store's event log
-numbers events in-process and LanceDB commits one table version per write, so writes are
-serialised here while reads run concurrently beside them.
+Writes (ingest, events, delete) are serialised by :class:`~.writes.Writes` while reads run
+concurrently beside them.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
+from polyrec.contracts import PolyrecError
 from polyrec.engine.server.limits import ServerLimits
 from polyrec.engine.server.media import MediaResolver
+from polyrec.engine.server.writes import Writes
 
 if TYPE_CHECKING:
     from polyrec.engine.engine import Engine
 
 __all__ = ["ServerState", "State", "UserDirectory", "server_state"]
+
+log = logging.getLogger(__name__)
 
 
 class UserDirectory:
@@ -45,16 +49,31 @@ class ServerState:
     engine: Engine
     limits: ServerLimits
     owns_engine: bool
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
     users: UserDirectory = field(default_factory=UserDirectory)
     media: MediaResolver = field(init=False)
+    writes: Writes = field(init=False)
 
     def __post_init__(self) -> None:
         self.media = MediaResolver(self.limits.media_dirs)
+        self.writes = Writes(self.engine)
+
+    def open_collections(self) -> None:
+        """Open the event log and the collections once at startup, before concurrent requests
+        race to create them (opening a collection that does not exist yet creates it)."""
+        with self.writes.lock:
+            assembly = self.engine.assembly
+            assembly.store.events()
+            try:
+                assembly.layout.items()
+                for encoder in assembly.encoders.values():
+                    if encoder.usable:
+                        assembly.layout.field(encoder)
+            except PolyrecError as exc:  # e.g. a provenance mismatch: /health and each request report it
+                log.warning("polyrec server: the store's collections cannot be opened: %s", exc)
 
     def close(self) -> None:
         if self.owns_engine:
-            with self.write_lock:
+            with self.writes.lock:
                 self.engine.close()
 
 
