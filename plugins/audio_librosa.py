@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from polyrec.contracts import AudioClip, ComponentConfig, Encoder, MissingDependencyError, hookimpl
 from polyrec.contracts.components import default_content_bytes
@@ -63,6 +63,13 @@ class LibrosaConfig(ComponentConfig):
         default=30.0, gt=0, description="seconds kept from the middle of longer clips; None keeps everything"
     )
     batch_size: int = Field(default=16, gt=0, description="clips per encode call the engine should send")
+
+    @model_validator(mode="after")
+    def _mfcc_fit_in_mels(self) -> LibrosaConfig:
+        # the DCT of n_mels bands has n_mels coefficients; c0 is dropped, so at most n_mels - 1 remain
+        if self.n_mfcc >= self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) must be smaller than n_mels ({self.n_mels})")
+        return self
 
 
 class LibrosaAudioEncoder(Encoder):

@@ -37,6 +37,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -239,7 +240,11 @@ def _hub_snapshot_dir(model: str) -> Path | None:
 
 
 def _library_major() -> str:
-    return _import_sentence_transformers().__version__.split(".")[0]
+    # read from metadata: importing sentence_transformers costs seconds on every engine start
+    try:
+        return version("sentence-transformers").split(".")[0]
+    except PackageNotFoundError:
+        return "?"
 
 
 # ---- the encoder ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from polyrec.contracts import AudioClip
 from polyrec.contracts.testing.encoders import EncoderContract, encode_with_failures
-from polyrec.plugins.audio_librosa import LibrosaAudioEncoder
+from polyrec.plugins.audio_librosa import LibrosaAudioEncoder, LibrosaConfig
 
 soundfile = pytest.importorskip("soundfile")
 pytest.importorskip("librosa")
@@ -304,3 +304,9 @@ class TestLibrosaContract(EncoderContract):
 
     def make_other_encoder(self) -> LibrosaAudioEncoder:
         return LibrosaAudioEncoder(n_mels=40, n_mfcc=20)
+
+
+def test_config_rejects_more_cepstra_than_mel_bands() -> None:
+    # the DCT of n_mels bands cannot give n_mfcc + 1 coefficients: dim would lie
+    with pytest.raises(ValueError, match=r"n_mfcc \(20\) must be smaller than n_mels \(16\)"):
+        LibrosaConfig(n_mels=16, n_mfcc=20)
