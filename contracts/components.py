@@ -214,6 +214,16 @@ class Scorer(Component, ABC):
     def fit(self, data: TrainingData) -> None:
         """Learn from the event log (trainable scorers only)."""
 
+    def observe(self, events: Sequence[Event]) -> None:
+        """Take statistics of the whole event log: counting, not training (optional).
+
+        The engine calls it on every ``fit`` for *every* scorer, trainable or not (before
+        :meth:`fit`), with the full log; each call replaces what an earlier one saw. Events
+        of items not (yet) in the store are included, so statistics are kept by item id.
+        A scorer must still score without it (no statistics: as if the log were empty).
+        Events added after a fit count from the next fit. Default: nothing.
+        """
+
 
 class Collection(ABC):
     """One named set of vectors of one dimension and one provenance inside a store.

@@ -6,6 +6,9 @@
 3. every item is fused again from the stored field vectors (when 1 or 2 changed anything);
 4. a trainable scorer learns from the fused vectors and the users' sequences.
 
+Before all that, every scorer (trainable or not) ``observe``s the event log: statistics
+that need no training, such as the popularity counts of a prior.
+
 Each fitted component's state is saved right away (see :mod:`.state`), so a later
 ``Engine.from_config`` on the same store picks it up.
 """
@@ -127,6 +130,9 @@ def run_fit(assembly: Assembly, *, chunk_size: int = 1024) -> FitReport:
     report.events = len(events)
     report.users = len({event.user for event in events})
     trainable_encoders = [fe for fe in assembly.encoders.values() if fe.encoder.trainable]
+    with clock(f"observe {SCORER_KEY}"):
+        # statistics (e.g. popularity counts) for every scorer, trained or not
+        assembly.scorer.observe(events)
     if not assembly.trainable():
         return report
     if not events and (trainable_encoders or assembly.scorer.trainable):

@@ -198,13 +198,13 @@ def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> 
 
     from polyrec.engine.engine import Engine
 
-    steps.say("loading the engine (plugins, text model, LanceDB store) ...")
+    steps.say("loading the engine ...")
     with steps.step("load engine"):
         engine = Engine.from_config(config_path)
     with engine:
         _ingest_and_fit(engine, out, len(data.rows), steps)
         precision, scores, chosen = _recommend_and_check(engine, data, options, steps)
-        with steps.step("report"), steps.bar(len(chosen), "report", "user") as bar:
+        with steps.step("report"), steps.bar(len(chosen) + 1, "report (users, maps)", "step") as bar:
             report = _report(engine, out, chosen, options, image.message, bar.update)
     steps.say(f"report: {report.html}  (map: {out / MAP_FILE})")
     steps.say(f"try:    polyrec recommend --config {config_path} --user {chosen[0].id} --explain")

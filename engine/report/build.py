@@ -103,7 +103,10 @@ def build_report(
     options: ReportOptions | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> ReportFiles:
-    """Write the report for ``users`` under ``out_dir``; ``progress`` is called with 1 per user."""
+    """Write the report for ``users`` under ``out_dir``.
+
+    ``progress`` is called with 1 per user, then once more when the maps are drawn.
+    """
     require("the report", REPORT_PACKAGES)
     options = options or ReportOptions()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +127,8 @@ def build_report(
         if progress is not None:
             progress(1)
     map_path, user_maps, colours = _draw_maps(engine, views, out_dir, options)
+    if progress is not None:
+        progress(1)
     page = render_report(options.title, options.subtitle, views, colours, map_path.name if map_path else None)
     html_path = out_dir / REPORT_FILE
     html_path.write_text(page, encoding="utf-8")
