@@ -95,7 +95,8 @@ function card(result, { showScore = true } = {}) {
   if (showScore && typeof result.score === "number") {
     // a popularity fallback's score is the item's number of events, not a similarity
     const popular = (result.flags || []).includes("fallback:popularity");
-    const text = popular ? `${Math.round(result.score)} events` : `score ${result.score.toFixed(3)}`;
+    const count = Math.round(result.score);
+    const text = popular ? `${count} event${count === 1 ? "" : "s"}` : `score ${result.score.toFixed(3)}`;
     body.append(el("div", "meta score", text));
   }
   const flags = (result.flags || []).filter((f) => !f.startsWith("field:"));
