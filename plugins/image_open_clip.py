@@ -164,7 +164,7 @@ class OpenClipEncoder(Encoder):
 
     name: ClassVar[str] = PLUGIN_NAME
     modality: ClassVar[str] = "image"
-    query_modalities: ClassVar[tuple[str, ...]] = ("text",)
+    query_modalities: ClassVar[tuple[str, ...]] = ("text", "image")
     Config = OpenClipConfig
     config: OpenClipConfig
 
@@ -217,8 +217,11 @@ class OpenClipEncoder(Encoder):
         return np.ascontiguousarray(np.concatenate(chunks, axis=0), dtype=np.float32)
 
     def encode_query(self, query: Any) -> np.ndarray:
-        if not isinstance(query, str) or not query.strip():
-            raise ValueError(f"{self.name} queries must be non-empty text; got {type(query).__name__}")
+        """A ``str`` is a text query; anything else (Path, bytes, PIL image, array) is an image."""
+        if not isinstance(query, str):
+            return self.encode([self.prepare(query)])[0]
+        if not query.strip():
+            raise ValueError(f"{self.name} text queries must not be empty")
         import torch
 
         loaded = _load(self.config)

@@ -254,8 +254,19 @@ def test_encode_query_uses_the_text_tower(
         expected = model.encode_text(tokens, normalize=True)[0].numpy()
     np.testing.assert_allclose(query, expected, atol=1e-6)
     assert not np.allclose(query, encoder.encode_query("a rocket launch"), atol=1e-4)
-    with pytest.raises(ValueError, match="non-empty text"):
+    with pytest.raises(ValueError, match="must not be empty"):
         encoder.encode_query("   ")
+
+
+def test_encode_query_with_an_image_matches_encoding_it_as_an_item(
+    encoder: OpenClipEncoder, files: dict[str, Path]
+) -> None:
+    query = encoder.encode_query(files["coffee"])
+    expected = encoder.encode([encoder.prepare(files["coffee"])])[0]
+    np.testing.assert_array_equal(query, expected)
+    np.testing.assert_array_equal(encoder.encode_query(files["coffee"].read_bytes()), expected)
+    with pytest.raises(ValueError, match="cannot decode image"):
+        encoder.encode_query(b"not an image")
 
 
 def test_fingerprint_follows_checkpoint_content(

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from polyrec.contracts import History, NotFittedError, Scorer, TrainingData, recency_weights
+from polyrec.contracts import Event, History, NotFittedError, Scorer, TrainingData, recency_weights
 from polyrec.contracts.testing.scorers import ScorerContract, clustered_training_data, unit_rows
 from polyrec.engine.plugins import build_plugin_manager
 from polyrec.engine.registry import Registry
@@ -240,3 +241,120 @@ def test_mlp_rejects_vectors_of_another_dimension_after_fit(tmp_path: Path) -> N
         mlp.score(history, ["a"], np.eye(20, dtype=np.float32)[:1])
     mlp.save(tmp_path)
     assert (tmp_path / "mlp_scorer.npz").is_file()
+
+
+# ---- popularity prior (dot and target-attention) ---------------------------------------------
+
+
+def events_with_counts(counts: dict[str, int]) -> list[Event]:
+    """``counts[item]`` events of each item, by as many users."""
+    return [Event(user=f"u{n}", item=item, timestamp=float(n)) for item, count in counts.items() for n in range(count)]
+
+
+#: the built-in scorers with a ``popularity`` weight
+WITH_PRIOR = [DotScorer, TargetAttentionScorer]
+
+
+@pytest.mark.parametrize("make", WITH_PRIOR)
+def test_popularity_prior_adds_weighted_log_counts_and_unknown_items_count_zero(make: type[Scorer]) -> None:
+    history, candidates = history_of(random_unit(5, 12, 6)), random_unit(4, 12, 7)
+    ids = ["hit", "niche", "never-played", "unknown-to-the-log"]
+    # "elsewhere" is not a candidate, "never-played" has no event: both must not disturb the others
+    events = events_with_counts({"hit": 99, "niche": 2, "elsewhere": 40})
+    content = make().score(history, ids, candidates)
+    prior = make(popularity=0.25)
+    prior.observe(events)
+    scored = prior.score(history, ids, candidates)
+    expected_bonus = 0.25 * np.log1p([99.0, 2.0, 0.0, 0.0])
+    np.testing.assert_allclose(scored.scores, content.scores + expected_bonus, atol=1e-6)
+    np.testing.assert_array_equal(scored.weights, content.weights)  # the explanation is the content part's
+
+
+@pytest.mark.parametrize("make", WITH_PRIOR)
+def test_zero_weight_or_no_counts_is_pure_content(make: type[Scorer]) -> None:
+    history, candidates = history_of(random_unit(5, 12, 8)), random_unit(30, 12, 9)
+    ids = [str(i) for i in range(30)]
+    content = make().score(history, ids, candidates).scores
+    zero = make(popularity=0.0)
+    zero.observe(events_with_counts({"3": 50, "4": 7}))
+    np.testing.assert_array_equal(zero.score(history, ids, candidates).scores, content)
+    unobserved = make(popularity=0.5)  # e.g. an engine that was never fitted
+    np.testing.assert_array_equal(unobserved.score(history, ids, candidates).scores, content)
+    empty_log = make(popularity=0.5)
+    empty_log.observe([])
+    np.testing.assert_array_equal(empty_log.score(history, ids, candidates).scores, content)
+
+
+@pytest.mark.parametrize("make", WITH_PRIOR)
+def test_popularity_breaks_a_content_tie_and_observe_replaces_old_counts(make: type[Scorer]) -> None:
+    history = history_of(np.eye(4, dtype=np.float32)[:2])
+    twins = unit_rows(np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]))  # equally like the history
+    scorer = make(popularity=0.1)
+    scorer.observe(events_with_counts({"a": 3, "b": 30}))
+    first = scorer.score(history, ["a", "b"], twins).scores
+    assert first[1] > first[0]
+    scorer.observe(events_with_counts({"a": 30}))  # a later fit sees another log: "b" counts 0 now
+    second = scorer.score(history, ["a", "b"], twins).scores
+    assert second[0] > second[1]
+    np.testing.assert_allclose(second[0] - second[1], 0.1 * np.log1p(30), atol=1e-6)
+
+
+def test_popularity_prior_does_not_touch_empty_histories() -> None:
+    scorer = TargetAttentionScorer(popularity=1.0)
+    scorer.observe(events_with_counts({"a": 10}))
+    empty = History([], np.zeros((0, 4), np.float32), np.zeros(0))
+    scored = scorer.score(empty, ["a", "b"], np.eye(4, dtype=np.float32)[:2])
+    np.testing.assert_array_equal(scored.scores, 0.0)  # cold users are the engine's business
+
+
+def test_fingerprint_names_the_counts_only_when_they_count() -> None:
+    events = events_with_counts({"a": 3, "b": 1})
+    first, second = TargetAttentionScorer(popularity=0.1), TargetAttentionScorer(popularity=0.1)
+    unobserved = first.fingerprint
+    first.observe(events)
+    second.observe(list(reversed(events)))  # the same counts in another order
+    assert first.fingerprint != unobserved and first.fingerprint == second.fingerprint
+    second.observe(events_with_counts({"a": 4, "b": 1}))
+    assert second.fingerprint != first.fingerprint
+    content_only = DotScorer()
+    fingerprint = content_only.fingerprint
+    content_only.observe(events)  # weight 0: the counts change nothing, so they are not named
+    assert content_only.fingerprint == fingerprint
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
+def test_popularity_weight_must_be_finite_and_not_negative(bad: float) -> None:
+    with pytest.raises(ValidationError, match="popularity"):
+        TargetAttentionScorer(popularity=bad)
+    with pytest.raises(ValidationError, match="popularity"):
+        DotScorer(popularity=bad)
+
+
+class TestTargetAttentionWithPopularityContract(ScorerContract):
+    """The whole scorer contract with counts in place (the suite itself never observes)."""
+
+    def make_scorer(self) -> Scorer:
+        return TargetAttentionScorer(popularity=0.05)
+
+    def make_other_scorer(self) -> Scorer:
+        return TargetAttentionScorer(popularity=0.1)
+
+    def ready_scorer(self, scorer: Scorer | None = None) -> Scorer:
+        scorer = super().ready_scorer(scorer)
+        data = self.training_data()
+        scorer.observe(
+            [
+                Event(user=user, item=data.item_ids[i], timestamp=float(t))
+                for user, sequence in zip(data.users, data.sequences, strict=True)
+                for t, i in enumerate(sequence)
+            ]
+        )
+        return scorer
+
+
+class TestDotWithPopularityContract(TestTargetAttentionWithPopularityContract):
+    def make_scorer(self) -> Scorer:
+        return DotScorer(popularity=0.05)
+
+    def make_other_scorer(self) -> Scorer:
+        return DotScorer(popularity=0.1)
