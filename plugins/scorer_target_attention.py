@@ -22,8 +22,9 @@ history item; at T = 0.1 the scorer is little more than ``dot``. Erring low cost
 a too-small T scores by the best single match (item-kNN like), a too-large one blurs a
 user's tastes into their mean, which is what this scorer exists to avoid.
 
-``popularity`` > 0 adds ``popularity * log(1 + number of events)`` of each candidate, a
-prior counted from the event log without training (see ``scorer_dot``).
+``popularity`` > 0 adds ``popularity * log(1 + number of events)`` of each candidate (in a
+recent window with ``popularity_window``), a prior counted from the event log without
+training (see :mod:`.popularity_prior`).
 """
 
 from __future__ import annotations
@@ -34,14 +35,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from polyrec.contracts import ComponentConfig, Event, History, Scored, Scorer, hookimpl, recency_weights
-from polyrec.plugins.scorer_dot import (
-    PopularityPrior,
-    check_inputs,
-    empty_scored,
-    popularity_field,
-    recency_query_vector,
-)
+from polyrec.contracts import Event, History, Scored, Scorer, hookimpl, recency_weights
+from polyrec.plugins.popularity_prior import PopularityPrior, PopularityPriorConfig
+from polyrec.plugins.scorer_dot import check_inputs, empty_scored, recency_query_vector
 
 __all__ = ["TargetAttentionScorer", "TargetAttentionConfig", "attention_weights", "soft_maximum", "register_scorers"]
 
@@ -68,11 +64,10 @@ def soft_maximum(similarities: np.ndarray, prior: np.ndarray, temperature: float
     return (temperature * (top[:, 0] + np.log(np.exp(logits - top).sum(axis=1)))).astype(np.float32)
 
 
-class TargetAttentionConfig(ComponentConfig):
+class TargetAttentionConfig(PopularityPriorConfig):
     temperature: float = Field(default=0.02, gt=0, description="softmax temperature over similarities")
     half_life: float | None = Field(default=None, gt=0, description="recency half-life in seconds; default by position")
     recency_prior: bool = Field(default=True, description="multiply attention by recency weights")
-    popularity: float = popularity_field()
 
 
 class TargetAttentionScorer(Scorer):
@@ -84,7 +79,7 @@ class TargetAttentionScorer(Scorer):
 
     def __init__(self, config: TargetAttentionConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)
-        self.popularity_prior = PopularityPrior(self.config.popularity)
+        self.popularity_prior = PopularityPrior(self.config.popularity, self.config.popularity_window)
 
     @property
     def fingerprint(self) -> str:
@@ -106,7 +101,7 @@ class TargetAttentionScorer(Scorer):
         prior, temperature = self.prior(history), self.config.temperature
         scores = soft_maximum(similarities, prior, temperature)
         scored = Scored(scores=scores, weights=attention_weights(similarities, prior, temperature))
-        return self.popularity_prior.with_bonus(scored, candidate_ids)
+        return self.popularity_prior.with_bonus(scored, history, candidate_ids)
 
     def query_vector(self, history: History) -> np.ndarray:
         return recency_query_vector(history, self.config.half_life)

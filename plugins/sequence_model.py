@@ -201,6 +201,7 @@ class TrainSettings:
     id_dropout: float = 0.0
     full_softmax_items: int = 20_000
     negatives: int = 1024
+    mask_seen: bool = True
     seed: int = 0
 
 
@@ -250,25 +251,28 @@ def hold_out_last(
     return train, cases
 
 
-def training_windows(sequences: list[np.ndarray], max_len: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Cut every sequence into windows of at most ``max_len + 1`` items (inputs + next items).
+def training_windows(
+    sequences: list[np.ndarray], max_len: int, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cut every sequence into windows of at most ``max_len + 1`` items (inputs + next items);
+    each comes with its prefix (the user's items before the window).
 
     The windows tile the sequence from its end, overlapping by one item, with a random
     shift per call so that across epochs each item is seen with different contexts.
     """
-    windows: list[np.ndarray] = []
+    windows: list[tuple[np.ndarray, np.ndarray]] = []
     for sequence in sequences:
         end = len(sequence)
         if end > max_len + 1:
             shift = int(rng.integers(0, max_len))
             if shift:
-                windows.append(sequence[end - shift - 1 :])
+                windows.append((sequence[end - shift - 1 :], sequence[: end - shift - 1]))
                 end -= shift
         while end > 1:
             start = max(0, end - max_len - 1)
-            windows.append(sequence[start:end])
+            windows.append((sequence[start:end], sequence[:start]))
             end = start + 1 if start > 0 else 0
-    return [window for window in windows if len(window) > 1]
+    return [window for window in windows if len(window[0]) > 1]
 
 
 def train_model(
@@ -327,16 +331,14 @@ def _batch_loss(
     model: Any,
     content: Any,
     id_rows: Any,
-    batch: list[np.ndarray],
+    batch: list[tuple[np.ndarray, np.ndarray]],
     full: bool,
     settings: TrainSettings,
     rng: np.random.Generator,
 ) -> Any:
-    import torch.nn.functional as F
-
-    length = max(len(window) for window in batch) - 1
-    inputs, pad = left_pad(torch, [window[:-1] for window in batch], length)
-    targets, _ = left_pad(torch, [window[1:] for window in batch], length, fill=-1)
+    length = max(len(window) for window, _ in batch) - 1
+    inputs, pad = left_pad(torch, [window[:-1] for window, _ in batch], length)
+    targets, _ = left_pad(torch, [window[1:] for window, _ in batch], length, fill=-1)
     if full:
         rows = torch.arange(len(id_rows))
     else:  # only the items this batch touches: its own plus shared uniform negatives
@@ -347,12 +349,44 @@ def _batch_loss(
         dropped = torch.from_numpy(rng.random(len(rows)) < settings.id_dropout)
         batch_ids = batch_ids.masked_fill(dropped, 0)
     table = model.embed(content[rows], batch_ids)
-    local = torch.searchsorted(rows, inputs.clamp(min=0))
-    hidden, _ = model.encode(table[local], pad)
+    hidden, _ = model.encode(table[torch.searchsorted(rows, inputs.clamp(min=0))], pad)
     keep = ~pad
     logits = hidden[keep] @ table.T
     target = torch.searchsorted(rows, targets[keep])
-    return F.cross_entropy(logits, target, label_smoothing=settings.label_smoothing)
+    excluded = None
+    if settings.mask_seen:
+        excluded = _seen_before(torch, rows, inputs, pad, [prefix for _, prefix in batch])[keep]
+        excluded[torch.arange(len(target)), target] = False  # a repeated item stays a valid answer
+        logits = logits.masked_fill(excluded, float("-inf"))
+    return _cross_entropy(torch, logits, target, excluded, settings.label_smoothing)
+
+
+def _seen_before(torch: Any, rows: Any, inputs: Any, pad: Any, prefixes: list[np.ndarray]) -> Any:
+    """``(B, L, R)``: whether candidate row r was already in the user's sequence at input position t
+    (in the window up to t, or anywhere before the window)."""
+    batch, length = inputs.shape
+    local = torch.searchsorted(rows, inputs.clamp(min=0)).clamp(max=len(rows) - 1)
+    present = ~pad & (rows[local] == inputs)
+    positions = torch.arange(length).expand(batch, length)
+    first = torch.full((batch, len(rows)), length, dtype=torch.long)
+    first.scatter_reduce_(1, local, torch.where(present, positions, length), reduce="amin")
+    for b, prefix in enumerate(prefixes):
+        if len(prefix):
+            items = torch.from_numpy(np.asarray(prefix))
+            found = torch.searchsorted(rows, items).clamp(max=len(rows) - 1)
+            first[b, found[rows[found] == items]] = -1
+    return first.unsqueeze(1) <= torch.arange(length).view(1, length, 1)
+
+
+def _cross_entropy(torch: Any, logits: Any, target: Any, excluded: Any, smoothing: float) -> Any:
+    """Softmax cross-entropy; label smoothing spreads over the allowed (not excluded) items only."""
+    log_p = logits.log_softmax(-1)
+    nll = -log_p[torch.arange(len(target)), target]
+    if smoothing <= 0:
+        return nll.mean()
+    allowed = torch.ones_like(log_p, dtype=torch.bool) if excluded is None else ~excluded
+    uniform = -log_p.masked_fill(~allowed, 0.0).sum(-1) / allowed.sum(-1)
+    return ((1 - smoothing) * nll + smoothing * uniform).mean()
 
 
 def validation_ndcg(model: Any, catalog: Catalog, cases: ValidationCases, batch_size: int = 256) -> float:

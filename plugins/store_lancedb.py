@@ -136,11 +136,13 @@ def auto_num_partitions(rows: int) -> int:
 def auto_nprobes(partitions: int, depth: float = 10, base: int | None = None) -> int:
     """Partitions to probe to find the nearest ``depth`` rows.
 
-    ``base`` (default: 5% of the partitions, at least 20) is for the top 10; deeper searches
+    ``base`` (default: 10% of the partitions, at least 20) is for the top 10; deeper searches
     (a larger k, or a filter that passes a fraction of the rows) reach further from the
-    query, over more partitions: x(depth/10)^(1/3), so x2.7 for the top 200.
+    query, over more partitions: x(depth/10)^(1/3), so x2.7 for the top 200. On clustered
+    384-d vectors and queries that average 1-5 items, 10% gives recall@10 0.98 at 100k
+    rows (316 partitions) and 0.94 at 1M (1000 partitions), 5% gives 0.97 and 0.87.
     """
-    base = base or max(20, math.ceil(0.05 * partitions))
+    base = base or max(20, math.ceil(0.1 * partitions))
     return min(partitions, math.ceil(base * max(1.0, depth / 10) ** (1 / 3)))
 
 

@@ -358,3 +358,50 @@ class TestDotWithPopularityContract(TestTargetAttentionWithPopularityContract):
 
     def make_other_scorer(self) -> Scorer:
         return DotScorer(popularity=0.1)
+
+
+@pytest.mark.parametrize("make", WITH_PRIOR)
+def test_popularity_window_counts_the_events_up_to_the_users_latest_event(make: type[Scorer]) -> None:
+    day = 86_400.0
+    now = 100 * day  # the history's latest event
+    history = History(["h0", "h1"], np.eye(4, dtype=np.float32)[:2], np.array([now - 5 * day, now]))
+    twins = np.repeat(unit_rows(np.array([[1.0, 1.0, 0.0, 0.0]])), 4, axis=0)  # content alike: only the prior differs
+    ids = ["recent", "old", "future", "never"]
+    log = (
+        [Event(user=f"r{n}", item="recent", timestamp=now - n * day) for n in range(3)]  # now, now-1d, now-2d
+        + [Event(user="edge", item="recent", timestamp=now - 7 * day)]  # exactly a window ago: outside
+        + [Event(user=f"o{n}", item="old", timestamp=now - (30 + n) * day) for n in range(9)]
+        + [Event(user=f"f{n}", item="future", timestamp=now + day) for n in range(9)]  # not happened yet
+    )
+    windowed, all_time = make(popularity=0.5, popularity_window=7 * day), make(popularity=0.5)
+    windowed.observe(log)
+    all_time.observe(log)
+    content = make().score(history, ids, twins).scores
+    np.testing.assert_allclose(
+        windowed.score(history, ids, twins).scores - content, 0.5 * np.log1p([3, 0, 0, 0]), atol=1e-6
+    )
+    every_event = all_time.score(history, ids, twins).scores - content
+    np.testing.assert_allclose(every_event, 0.5 * np.log1p([4, 9, 9, 0]), atol=1e-6)
+    # a user whose present is 30 days earlier: 7 of the "old" events fall in their week, "recent" is future
+    earlier = History(["h0"], np.eye(4, dtype=np.float32)[:1], np.array([now - 30 * day]))
+    bonus = windowed.score(earlier, ids, twins).scores - make().score(earlier, ids, twins).scores
+    np.testing.assert_allclose(bonus, 0.5 * np.log1p([0, 7, 0, 0]), atol=1e-6)
+
+
+def test_popularity_window_changes_the_fingerprint_of_the_same_log() -> None:
+    log = events_with_counts({"a": 3, "b": 1})
+    windowed = TargetAttentionScorer(popularity=0.1, popularity_window=60.0)
+    all_time = TargetAttentionScorer(popularity=0.1)
+    windowed.observe(log)
+    all_time.observe(log)
+    assert windowed.fingerprint != all_time.fingerprint
+    with pytest.raises(ValidationError, match="popularity_window"):
+        TargetAttentionScorer(popularity=0.1, popularity_window=0.0)
+
+
+class TestTargetAttentionWithPopularityWindowContract(TestTargetAttentionWithPopularityContract):
+    def make_scorer(self) -> Scorer:
+        return TargetAttentionScorer(popularity=0.05, popularity_window=7_200.0)
+
+    def make_other_scorer(self) -> Scorer:
+        return TargetAttentionScorer(popularity=0.05, popularity_window=3_600.0)
