@@ -17,14 +17,21 @@ popularity but not in histories.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from polyrec.contracts import PolyrecConfig, ProvenanceMismatchError, Recommendation
+from polyrec.contracts import (
+    Event,
+    History,
+    PolyrecConfig,
+    ProvenanceMismatchError,
+    Recommendation,
+    VectorRecord,
+)
 from polyrec.engine.assembly import Assembly, assemble
 from polyrec.engine.config import load_config, resolve_config
 from polyrec.engine.fusing import refuse
@@ -193,6 +200,22 @@ class Engine:
     def count(self) -> int:
         """Items with a fused vector."""
         return self.assembly.layout.items().count()
+
+    def get_items(self, ids: Sequence[str]) -> list[VectorRecord]:
+        """Fused records (vector and metadata) of the stored ``ids``; unknown ids are left out."""
+        return self.assembly.layout.items().get(list(ids))
+
+    def events(self, user: str | None = None) -> list[Event]:
+        """Logged events (of one user, if given) in the order they were appended."""
+        return self.assembly.store.events().read(user)
+
+    def event_count(self) -> int:
+        return self.assembly.store.events().count()
+
+    def history(self, user: str) -> History:
+        """The user's history as the scorer sees it: stored items, oldest first, at most
+        ``retrieval.history_length``."""
+        return self.retriever.history(user)[0]
 
     # -- lifetime ------------------------------------------------------------------------
 

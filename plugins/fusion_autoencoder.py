@@ -18,7 +18,6 @@ numpy arrays: fusing and loading need no torch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 from pydantic import Field
@@ -29,16 +28,13 @@ from polyrec.plugins.fusion_mean import random_projection
 from polyrec.plugins.torch_training import (
     gelu_tanh,
     import_torch,
-    load_state,
-    save_state,
     seeded,
-    state_digest,
     train_minibatches,
 )
+from polyrec.plugins.trained_state import TrainedWeights
 
 __all__ = ["AutoencoderFusion", "AutoencoderConfig", "register_fusions"]
 
-STATE_FILE = "autoencoder_fusion.npz"
 LAYERS = ("encoder_1", "encoder_2", "decoder_1", "decoder_2")
 
 
@@ -52,18 +48,14 @@ class AutoencoderConfig(ComponentConfig):
     seed: int = 0
 
 
-class AutoencoderFusion(Fusion):
+class AutoencoderFusion(TrainedWeights, Fusion):
     """Masked MLP autoencoder over the concatenated fields; the code is the fused vector."""
 
     name = "autoencoder"
     Config = AutoencoderConfig
     config: AutoencoderConfig
     trainable = True
-
-    def __init__(self, config: AutoencoderConfig | None = None, **params: object) -> None:
-        super().__init__(config, **params)
-        self.weights: dict[str, np.ndarray] | None = None
-        self.loss_history: list[float] = []
+    state_file = "autoencoder_fusion.npz"
 
     def bind(self, field_dims: Mapping[str, int]) -> None:
         super().bind(field_dims)
@@ -72,10 +64,6 @@ class AutoencoderFusion(Fusion):
     @property
     def dim(self) -> int:
         return self.config.dim
-
-    @property
-    def fitted(self) -> bool:
-        return self.weights is not None
 
     def _concatenated(
         self, fields: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray]
@@ -188,18 +176,6 @@ class AutoencoderFusion(Fusion):
             weights[f"{layer}_w"] = network[layer].weight.detach().numpy().T.copy()
             weights[f"{layer}_b"] = network[layer].bias.detach().numpy().copy()
         return weights, history
-
-    @property
-    def fingerprint(self) -> str:
-        base = super().fingerprint
-        return base if self.weights is None else f"{base}:weights={state_digest(self.weights)}"
-
-    def save(self, directory: Path) -> None:
-        """Write the learned weights (an empty file before fit: the sketch needs none)."""
-        save_state(Path(directory) / STATE_FILE, self.weights or {})
-
-    def load(self, directory: Path) -> None:
-        self.weights = load_state(Path(directory) / STATE_FILE, self.name) or None
 
 
 @hookimpl

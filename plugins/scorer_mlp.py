@@ -27,7 +27,6 @@ items the candidate is most like. Empty history: zero scores (see ``scorer_dot``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from pydantic import Field
@@ -47,16 +46,12 @@ from polyrec.plugins.scorer_target_attention import attention_weights
 from polyrec.plugins.torch_training import (
     gelu_tanh,
     import_torch,
-    load_state,
-    save_state,
     seeded,
-    state_digest,
     train_minibatches,
 )
+from polyrec.plugins.trained_state import TrainedWeights
 
 __all__ = ["MlpScorer", "MlpConfig", "TrainingExamples", "training_examples", "register_scorers"]
-
-STATE_FILE = "mlp_scorer.npz"
 
 
 class MlpConfig(ComponentConfig):
@@ -102,22 +97,14 @@ def training_examples(data: TrainingData, config: MlpConfig) -> TrainingExamples
     return TrainingExamples(users, positives)
 
 
-class MlpScorer(Scorer):
+class MlpScorer(TrainedWeights, Scorer):
     """MLP over [user, candidate, user * candidate] with a dot-product skip; trained, seeded."""
 
     name = "mlp"
     Config = MlpConfig
     config: MlpConfig
     trainable = True
-
-    def __init__(self, config: MlpConfig | None = None, **params: object) -> None:
-        super().__init__(config, **params)
-        self.weights: dict[str, np.ndarray] | None = None
-        self.loss_history: list[float] = []
-
-    @property
-    def fitted(self) -> bool:
-        return self.weights is not None
+    state_file = "mlp_scorer.npz"
 
     def _weights(self, dim: int) -> dict[str, np.ndarray]:
         if self.weights is None:
@@ -209,18 +196,6 @@ class MlpScorer(Scorer):
             "alpha": alpha.detach().numpy().copy(),
         }
         return weights, history
-
-    @property
-    def fingerprint(self) -> str:
-        base = super().fingerprint
-        return base if self.weights is None else f"{base}:weights={state_digest(self.weights)}"
-
-    def save(self, directory: Path) -> None:
-        """Write the learned weights (an empty file before fit)."""
-        save_state(Path(directory) / STATE_FILE, self.weights or {})
-
-    def load(self, directory: Path) -> None:
-        self.weights = load_state(Path(directory) / STATE_FILE, self.name) or None
 
 
 @hookimpl

@@ -87,6 +87,7 @@ class SelfAttentionConfig(ComponentConfig):
     mask_seen: bool = Field(
         default=True, description="train as recommend ranks: the user's earlier items are not candidates"
     )
+    ema: float = Field(default=0.0, ge=0, lt=1, description="decay of the weight average per step (0: off)")
     validation_users: int = Field(default=2000, ge=0, description="users whose last item is held out for early stop")
     query_ridge: float = Field(default=0.1, gt=0, description="ridge strength of the query map (relative)")
     threads: int | None = Field(default=1, gt=0, description="torch threads while training/scoring; None: as is")
@@ -163,7 +164,7 @@ class SelfAttentionScorer(Scorer):
         c = self.config
         return TrainSettings(
             c.epochs, c.lr, c.weight_decay, c.batch_size, c.patience, c.label_smoothing, c.id_dropout,
-            c.full_softmax_items, c.negatives, c.mask_seen, c.seed,
+            c.full_softmax_items, c.negatives, c.mask_seen, c.ema, c.seed,
         )  # fmt: skip
 
     def _query_map(self, content: np.ndarray, table: np.ndarray) -> np.ndarray:

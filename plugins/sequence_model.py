@@ -202,6 +202,7 @@ class TrainSettings:
     full_softmax_items: int = 20_000
     negatives: int = 1024
     mask_seen: bool = True
+    ema: float = 0.0
     seed: int = 0
 
 
@@ -280,7 +281,8 @@ def train_model(
 ) -> TrainLog:
     """AdamW on next-item cross-entropy at every position of every window; keep the epoch
     with the best validation NDCG@10 and stop after ``patience`` epochs without gain.
-    Without validation cases every epoch runs and the last one is kept."""
+    Without validation cases every epoch runs and the last one is kept. With
+    ``ema`` > 0 the weights validated and kept are an exponential moving average."""
     import time
 
     import torch
@@ -288,12 +290,13 @@ def train_model(
     started = time.perf_counter()
     rng = np.random.default_rng(settings.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    average = _Average(model, settings.ema)
     content = torch.from_numpy(catalog.content)
     id_rows = torch.from_numpy(catalog.id_rows)
     full = len(id_rows) <= settings.full_softmax_items
     losses: list[float] = []
     scores: list[float] = []
-    best = (-1.0, -1, None)
+    best: tuple[float, int, dict[str, Any] | None] = (-1.0, -1, None)
     for epoch in range(settings.epochs):
         model.train()
         windows = training_windows(sequences, model.shape.max_len, rng)
@@ -305,25 +308,63 @@ def train_model(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            average.update()
             total += float(loss.detach()) * len(batch)
         losses.append(total / max(len(windows), 1))
         if not len(validation):  # nothing held out: train every epoch, keep the last
             log.info("epoch %d: loss %.4f (%.0f s)", epoch, losses[-1], time.perf_counter() - started)
-            best = (0.0, epoch, None)
+            with average.swapped_in():
+                best = (0.0, epoch, average.state())
             continue
-        scores.append(validation_ndcg(model, catalog, validation))
+        with average.swapped_in():
+            scores.append(validation_ndcg(model, catalog, validation))
+            improved = scores[-1] > best[0]
+            if improved:
+                best = (scores[-1], epoch, average.state())
         log.info(
             "epoch %d: loss %.4f, validation NDCG@10 %.4f (%.0f s)",
             epoch, losses[-1], scores[-1], time.perf_counter() - started,
         )  # fmt: skip
-        if scores[-1] > best[0]:
-            best = (scores[-1], epoch, {name: value.clone() for name, value in model.state_dict().items()})
-        elif epoch - best[1] >= settings.patience:
+        if not improved and epoch - best[1] >= settings.patience:
             break
     if best[2] is not None:
         model.load_state_dict(best[2])
     model.eval()
     return TrainLog(losses, scores, best[1], time.perf_counter() - started)
+
+
+class _Average:
+    """Exponential moving average of a model's parameters (``decay`` 0: the parameters themselves)."""
+
+    def __init__(self, model: Any, decay: float) -> None:
+        self.model, self.decay = model, decay
+        self.shadow = [p.detach().clone() for p in model.parameters()] if decay > 0 else None
+
+    def update(self) -> None:
+        if self.shadow is None:
+            return
+        for shadow, param in zip(self.shadow, self.model.parameters()):
+            shadow.lerp_(param.detach(), 1.0 - self.decay)
+
+    @contextlib.contextmanager
+    def swapped_in(self) -> Iterator[None]:
+        """The averaged weights in the model for the block; the trained ones back afterwards."""
+        if self.shadow is None:
+            yield
+            return
+        params = list(self.model.parameters())
+        saved = [p.detach().clone() for p in params]
+        for param, shadow in zip(params, self.shadow):
+            param.data.copy_(shadow)
+        try:
+            yield
+        finally:
+            for param, value in zip(params, saved):
+                param.data.copy_(value)
+
+    def state(self) -> dict[str, Any]:
+        """A copy of the model's state dict (with the averaged weights when swapped in)."""
+        return {name: value.clone() for name, value in self.model.state_dict().items()}
 
 
 def _batch_loss(

@@ -620,9 +620,11 @@ def _as_table(batch: Any) -> pa.Table:
 
 
 def _sub_vectors(dim: int) -> int:
-    """PQ sub-vectors of 4 dimensions (one byte each) where dim allows: coarser codes lose
-    too much for ``refine_factor`` to win the recall back."""
-    return next(dim // width for width in (4, 2, 1) if dim % width == 0)
+    """PQ sub-vectors (one byte each): 8 dimensions for wide vectors, 4 for narrow ones,
+    whose few coarse codes lose too much for ``refine_factor`` to win back. (4 dimensions
+    at 384-d would cost 8 minutes of PQ training per 100k rows on two cores.)"""
+    widths = (8, 4, 2, 1) if dim >= 128 else (4, 2, 1)
+    return next(dim // width for width in widths if dim % width == 0)
 
 
 async def _compact_if_fragmented(table: Any) -> None:

@@ -207,6 +207,18 @@ def test_item_matrix_returns_every_fused_vector(engine: Engine) -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
+def test_lookups_give_items_events_and_the_scorer_history(engine: Engine) -> None:
+    engine.add_events([{"user": "carol", "item": "not-ingested", "timestamp": 1}])
+    records = engine.get_items(["jazz-1", "no-such-item", "cook-2"])
+    assert sorted(r.id for r in records) == ["cook-2", "jazz-1"]
+    assert records[0].vector.shape == (64,) and "topic" in records[0].metadata
+    assert [(e.item, e.timestamp) for e in engine.events("bob")] == [("jazz-1", 5.0), ("cook-2", 6.0)]
+    assert engine.event_count() == len(engine.events()) == 6
+    history = engine.history("alice")
+    assert history.item_ids == ["space-0", "space-1", "space-2"] and history.vectors.shape == (3, 64)
+    assert len(engine.history("carol")) == 0  # its only item is not in the store
+
+
 # -- fit and persistence ------------------------------------------------------------------
 
 

@@ -81,18 +81,43 @@ def test_pip_install_paths_exist(command: str) -> None:
     assert (path / "pyproject.toml").is_file(), f"{command}: {path} is not an installable project"
 
 
-@pytest.mark.parametrize("command", [c for c in shell_commands() if c.startswith("polyrec")])
-def test_polyrec_commands_run(command: str, config_dir: Path) -> None:
+DEMO = "examples/demo"
+DEMO_FILES = ("polyrec.toml", "items.jsonl", "events.csv")
+
+
+def run_polyrec(command: str, cwd: Path) -> str:
     env = {key: value for key, value in os.environ.items() if not key.startswith("POLYREC_")}
     result = subprocess.run(
         [str(POLYREC_SCRIPT), *shlex.split(command)[1:]],
-        cwd=config_dir,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, f"`{command}` failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.parametrize("command", [c for c in shell_commands() if c.startswith("polyrec") and DEMO not in c])
+def test_polyrec_commands_run(command: str, config_dir: Path) -> None:
+    run_polyrec(command, config_dir)
+
+
+@pytest.mark.slow
+def test_demo_commands_run_in_order(tmp_path: Path) -> None:
+    """The ingest -> events -> fit -> query walk-through, on a copy of examples/demo."""
+    commands = [c for c in shell_commands() if c.startswith("polyrec") and DEMO in c]
+    assert [c.split()[1] for c in commands[:3]] == ["ingest", "events", "fit"], "the walk-through must load data first"
+    (tmp_path / DEMO).mkdir(parents=True)
+    for name in DEMO_FILES:
+        (tmp_path / DEMO / name).write_bytes((ROOT / DEMO / name).read_bytes())
+    outputs = {command.split()[1]: run_polyrec(command, tmp_path) for command in commands}
+    assert outputs["ingest"].startswith("stored 36 items") and "0 failures" in outputs["ingest"]
+    assert "because:" in outputs["recommend"]
+    assert all(outputs[name].strip() and "(no results)" not in outputs[name] for name in ("similar", "search"))
+    if "report" in outputs:
+        assert (tmp_path / "polyrec-report" / "report.html").is_file(), outputs["report"]
 
 
 def test_config_example_is_checked_by_a_readme_command() -> None:

@@ -42,8 +42,11 @@ def history_of(data: TrainingData, positions: list[int]) -> History:
 
 
 def next_item_accuracy(scorer: SelfAttentionScorer, data: TrainingData, starts: range) -> float:
-    histories = [history_of(data, [(s + k) % N_ITEMS for k in range(5)]) for s in starts]
-    scores = scorer.score_batch(histories, data.item_ids, data.item_vectors)
+    """Top-1 accuracy of the next item of 5-item walks, history items masked (as recommend does)."""
+    walks = [[(s + k) % N_ITEMS for k in range(5)] for s in starts]
+    scores = scorer.score_batch([history_of(data, walk) for walk in walks], data.item_ids, data.item_vectors)
+    for row, walk in enumerate(walks):
+        scores[row, walk] = -np.inf
     predicted = scores.argmax(axis=1)
     return float(np.mean([p == (s + 5) % N_ITEMS for p, s in zip(predicted, starts)]))
 
@@ -62,7 +65,7 @@ def fitted(cycles: TrainingData) -> SelfAttentionScorer:
 
 def test_learns_item_cycles_far_better_than_random(fitted: SelfAttentionScorer, cycles: TrainingData) -> None:
     accuracy = next_item_accuracy(fitted, cycles, range(N_ITEMS))
-    assert accuracy >= 0.6, f"next-item accuracy {accuracy:.2f} (random: {1 / N_ITEMS:.2f})"
+    assert accuracy >= 0.8, f"next-item accuracy {accuracy:.2f} (random: {1 / N_ITEMS:.2f})"
     assert fitted.train_log is not None and fitted.train_log.best_epoch >= 0
     assert fitted.train_log.losses[-1] < fitted.train_log.losses[0]
 
@@ -77,7 +80,7 @@ def test_untrained_model_does_not_know_the_cycles(cycles: TrainingData) -> None:
 def test_sampled_softmax_also_learns(cycles: TrainingData) -> None:
     scorer = SelfAttentionScorer(**{**FAST, "full_softmax_items": 10, "negatives": 8})
     scorer.fit(cycles)
-    assert next_item_accuracy(scorer, cycles, range(N_ITEMS)) >= 0.5
+    assert next_item_accuracy(scorer, cycles, range(N_ITEMS)) >= 0.7
 
 
 def test_score_matches_score_batch(fitted: SelfAttentionScorer, cycles: TrainingData) -> None:

@@ -13,7 +13,14 @@ if TYPE_CHECKING:
     from polyrec.contracts import Recommendation
     from polyrec.engine.engine import Engine
 
-__all__ = ["DEFAULT_CONFIG", "add_config_argument", "open_engine", "parse_filter", "print_recommendations"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "add_config_argument",
+    "open_engine",
+    "parse_filter",
+    "positive_int",
+    "print_recommendations",
+]
 
 DEFAULT_CONFIG = Path("polyrec.toml")
 
@@ -27,6 +34,14 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"config file, TOML or YAML (default: {DEFAULT_CONFIG})",
     )
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts that must be at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def open_engine(args: argparse.Namespace) -> Engine:

@@ -62,6 +62,6 @@ def run_ingest(args: argparse.Namespace) -> int:
 def run_events(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
         appended = engine.add_events(args.events)
-        total = engine.assembly.store.events().count()
+        total = engine.event_count()
     print(f"appended {appended} events ({total} in the log)")
     return 0

@@ -5,17 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from polyrec.engine.cli._engine_args import positive_int
 from polyrec.engine.quickstart.engine_config import DEFAULT_SCORER
 from polyrec.engine.quickstart.image_weights import DEFAULT_IMAGE_MODEL
 
 __all__ = ["add_parser", "run"]
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,12 +22,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("quickstart-out"), metavar="DIR",
                         help="output folder (default: quickstart-out)")  # fmt: skip
-    parser.add_argument("--categories", type=_positive, default=5, metavar="N", help="categories, 2 to 6 (default: 5)")
-    parser.add_argument("--items-per-category", type=_positive, default=20, metavar="N", help="(default: 20)")
-    parser.add_argument("--users", type=_positive, default=30, metavar="N", help="synthetic users (default: 30)")
-    parser.add_argument("--report-users", type=_positive, default=4, metavar="N",
+    parser.add_argument("--categories", type=positive_int, default=5, metavar="N",
+                        help="categories, 2 to 6 (default: 5)")  # fmt: skip
+    parser.add_argument("--items-per-category", type=positive_int, default=20, metavar="N", help="(default: 20)")
+    parser.add_argument("--users", type=positive_int, default=30, metavar="N", help="synthetic users (default: 30)")
+    parser.add_argument("--report-users", type=positive_int, default=4, metavar="N",
                         help="users shown in the table and the report (default: 4)")  # fmt: skip
-    parser.add_argument("-k", type=_positive, default=5, help="recommendations per user (default: 5)")
+    parser.add_argument("-k", type=positive_int, default=5, help="recommendations per user (default: 5)")
     parser.add_argument("--scorer", default=DEFAULT_SCORER, metavar="PLUGIN",
                         help=f"scorer plugin, e.g. target-attention (default: {DEFAULT_SCORER})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data (default: 0)")

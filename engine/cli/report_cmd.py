@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from polyrec.engine.cli._engine_args import add_config_argument, open_engine
+from polyrec.engine.cli._engine_args import add_config_argument, open_engine, positive_int
+
+if TYPE_CHECKING:
+    from polyrec.engine.engine import Engine
 
 __all__ = ["add_parser", "run", "DEFAULT_REPORT_USERS"]
 
 #: users reported when --users is not given: the most active ones
 DEFAULT_REPORT_USERS = 3
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,14 +30,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--users", "-u", metavar="U1,U2", help="comma-separated user ids (default: the 3 most active)")
     parser.add_argument("--out", type=Path, default=Path("polyrec-report"), metavar="DIR",
                         help="output folder (default: polyrec-report)")  # fmt: skip
-    parser.add_argument("-k", type=_positive, default=5, help="recommendations per user (default: 5)")
+    parser.add_argument("-k", type=positive_int, default=5, help="recommendations per user (default: 5)")
     parser.add_argument("--color-by", metavar="FIELD", help="item metadata field that colours the map and tags")
     parser.add_argument("--label-field", default="title", metavar="FIELD", help="item field shown as its name")
     parser.add_argument("--media-root", type=Path, action="append", default=[], metavar="DIR",
                         help="folder relative picture paths are resolved against (repeatable; "
                         "default: the config's folder, then the working directory)")  # fmt: skip
     parser.add_argument("--map-method", choices=("tsne", "pca"), default="tsne", help="2-D projection (default: tsne)")
-    parser.add_argument("--max-map-points", type=_positive, default=3000, metavar="N",
+    parser.add_argument("--max-map-points", type=positive_int, default=3000, metavar="N",
                         help="items sampled for the map (default: 3000)")  # fmt: skip
     parser.set_defaults(func=run)
 
@@ -56,10 +53,10 @@ def _users(text: str | None) -> list[str]:
     return users
 
 
-def _most_active(engine: object, count: int) -> list[str]:
+def _most_active(engine: Engine, count: int) -> list[str]:
     from collections import Counter
 
-    events = engine.assembly.store.events().read()  # type: ignore[attr-defined]
+    events = engine.events()
     return [user for user, _ in Counter(event.user for event in events).most_common(count)]
 
 

@@ -232,7 +232,7 @@ def _recommend_and_check(
     precision = sum(scores.values()) / len(scores)
     chosen = pick_report_users(data.users, options.report_users)
     for user in chosen:
-        history = engine.retriever.history(user.id)[0]
+        history = engine.history(user.id)
         table = recommendation_table(user.id, user.likes, len(history), recommended[user.id], data.category_of)
         steps.say("\n" + table)
     steps.say(

@@ -58,10 +58,9 @@ class UserView:
 def item_metadata(engine: Engine, ids: Iterable[str], batch_size: int = 1000) -> dict[str, dict[str, Any]]:
     """Public metadata (reserved ``_`` keys left out) of the stored items among ``ids``."""
     wanted = list(dict.fromkeys(ids))
-    collection = engine.assembly.layout.items()
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), batch_size):
-        for record in collection.get(wanted[start : start + batch_size]):
+        for record in engine.get_items(wanted[start : start + batch_size]):
             found[record.id] = {key: value for key, value in record.metadata.items() if not key.startswith("_")}
     return found
 
@@ -100,7 +99,7 @@ def collect_user(
     note: str = "",
 ) -> UserView:
     """The user's history (oldest first, as the scorer sees it) and top-``k`` recommendations."""
-    history = engine.retriever.history(user)[0]
+    history = engine.history(user)
     recommendations = engine.recommend(user, k=k)
     reason_ids = [weight.item for rec in recommendations for weight in rec.explanation]
     metadata = item_metadata(engine, [*history.item_ids, *(rec.item for rec in recommendations), *reason_ids])

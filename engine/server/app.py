@@ -103,7 +103,7 @@ def _add_service_routes(app: FastAPI) -> None:
         body: dict[str, Any] = {"status": "ok", "version": polyrec_version(), "store": engine.settings.store.plugin}
         try:
             body["items"] = engine.count()
-            body["events"] = engine.assembly.store.events().count()
+            body["events"] = engine.event_count()
         except PolyrecError as exc:  # the store cannot be read as configured (e.g. provenance mismatch)
             return JSONResponse({**body, "status": "error", "detail": str(exc)}, status_code=max(503, status_of(exc)))
         return JSONResponse(body)

@@ -33,12 +33,12 @@ def items_metadata(engine: Engine, ids: Sequence[str]) -> dict[str, dict[str, An
     """Public metadata of the ``ids`` that have a fused vector (one batch read)."""
     if not ids:
         return {}
-    return {record.id: public_metadata(record.metadata) for record in engine.assembly.layout.items().get(list(ids))}
+    return {record.id: public_metadata(record.metadata) for record in engine.get_items(ids)}
 
 
 def item_metadata(engine: Engine, item_id: str) -> dict[str, Any] | None:
     """Public metadata of one item, from its fused record or else its first per-field record."""
-    found = engine.assembly.layout.items().get([item_id])
+    found = engine.get_items([item_id])
     if not found:
         found = next((records for _, c in _field_collections(engine) if (records := c.get([item_id]))), [])
     return public_metadata(found[0].metadata) if found else None
@@ -46,7 +46,7 @@ def item_metadata(engine: Engine, item_id: str) -> dict[str, Any] | None:
 
 def item_info(engine: Engine, item_id: str, media: MediaResolver) -> ItemOut | None:
     """The item's metadata and, per encoder slot, whether it has a vector; None when unknown."""
-    fused = engine.assembly.layout.items().get([item_id])
+    fused = engine.get_items([item_id])
     metadata: dict[str, Any] | None = dict(fused[0].metadata) if fused else None
     vectors: dict[str, FieldVector] = {}
     for slot, fe in engine.assembly.encoders.items():

@@ -60,7 +60,7 @@ def user_events(
     limit: Annotated[int | None, Query(ge=1, description="only the latest `limit` events")] = None,
     include_items: Annotated[bool, Query(description="add the events' item metadata and image URLs")] = False,
 ) -> UserEventsOut:
-    events = state.engine.assembly.store.events().read(user_id)
+    events = state.engine.events(user_id)
     shown = events[-limit:] if limit is not None else events
     out = UserEventsOut(
         user=user_id,
@@ -90,7 +90,7 @@ def recommend(
     results = state.engine.recommend(user_id, k=k, filter=parsed, exclude_seen=exclude_seen, diversity=diversity)
     fallback = fallback_of(results)
     # results without a fallback flag came from a history; otherwise ask the log
-    known = (fallback is None and bool(results)) or bool(state.engine.assembly.store.events().read(user_id))
+    known = (fallback is None and bool(results)) or bool(state.engine.events(user_id))
     return RecommendationsOut(
         user=user_id, known_user=known, fallback=fallback, results=to_results(results, state.media, explain)
     )

@@ -35,11 +35,10 @@ class UserDirectory:
         self._users: list[str] = []
 
     def users(self, engine: Engine) -> list[str]:
-        log = engine.assembly.store.events()
-        count = log.count()
+        count = engine.event_count()
         with self._lock:
             if count != self._count:
-                self._users = sorted({event.user for event in log.read()})
+                self._users = sorted({event.user for event in engine.events()})
                 self._count = count
             return self._users
 
