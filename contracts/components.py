@@ -214,6 +214,12 @@ class Scorer(Component, ABC):
     def fit(self, data: TrainingData) -> None:
         """Learn from the event log (trainable scorers only)."""
 
+    @property
+    def observes_events(self) -> bool:
+        """True when :meth:`observe` changes scores, so the engine keeps it current at serving
+        time (re-observing after new events) rather than only on ``fit``."""
+        return False
+
     def observe(self, events: Sequence[Event]) -> None:
         """Take statistics of the whole event log: counting, not training (optional).
 

@@ -36,6 +36,7 @@ from polyrec.contracts import (
     ItemError,
     PolyrecError,
     Recommendation,
+    Scorer,
     VectorRecord,
     matches,
     validate_filter,
@@ -147,6 +148,7 @@ class Retriever:
         # bumped by every forget: a cache computed while a write ran is not kept (concurrent servers)
         self._events_version = 0
         self._items_version = 0
+        self._observed_version = -1  # a fresh process observes the stored log before its first score
 
     def forget_events(self) -> None:
         self._popularity = None
@@ -192,6 +194,7 @@ class Retriever:
         if len(history) == 0:
             return self._cold(k, filter, excluded, diversity, flags)
         scorer = self.assembly.scorer
+        self._observe_if_stale(scorer)
         query = np.asarray(scorer.query_vector(history), np.float32)
         pool = max(self.assembly.settings.retrieval.candidates, k) + len(excluded)
         hits = [hit for hit in self.assembly.layout.items().search(query, pool, filter) if hit.id not in excluded]
@@ -203,6 +206,13 @@ class Retriever:
             candidate.score = float(scored.scores[row])
             candidate.explanation = _explain(history, np.asarray(scored.weights)[row])
         return [c.to_recommendation(flags) for c in _rank(candidates, k, diversity)]
+
+    def _observe_if_stale(self, scorer: Scorer) -> None:
+        # event statistics (e.g. a popularity prior) follow new events without a refit
+        if scorer.observes_events and self._observed_version != self._events_version:
+            version = self._events_version
+            scorer.observe(self.assembly.store.events().read())
+            self._observed_version = version
 
     def _with_vectors(self, hits: Sequence[Hit]) -> list[_Candidate]:
         records = {record.id: record for record in self.assembly.layout.items().get([hit.id for hit in hits])}

@@ -85,6 +85,10 @@ class TargetAttentionScorer(Scorer):
     def fingerprint(self) -> str:
         return super().fingerprint + self.popularity_prior.fingerprint_part()
 
+    @property
+    def observes_events(self) -> bool:
+        return self.config.popularity > 0
+
     def observe(self, events: Sequence[Event]) -> None:
         self.popularity_prior.observe(events)
 

@@ -61,19 +61,21 @@ def _scores(engine: Engine) -> dict[str, float]:
     return {r.item: r.score for r in engine.recommend("alice", k=15)}
 
 
-def test_fit_counts_events_for_the_prior_and_before_it_scores_are_pure_content() -> None:
+def test_the_prior_counts_the_stored_log_without_a_fit_and_follows_new_events() -> None:
     week_only = {"popularity": 0.05, "popularity_window": 7 * DAY}
     with _engine() as content, _engine(popularity=0.05) as prior, _engine(**week_only) as week:
         pure = _scores(content)
-        assert _scores(prior) == pure  # not fitted yet: nothing counted, content only
+        counted, recent = _scores(prior), _scores(week)  # no fit: the engine observes the log itself
+        prior.add_events([{"user": f"new{n}", "item": "baroque-0", "timestamp": 101 * DAY} for n in range(20)])
+        after = _scores(prior)
         report = prior.fit()
         assert report.fitted == [] and "observe scorer" in report.timings  # counted, nothing trained
-        week.fit()
-        counted, recent = _scores(prior), _scores(week)
+        assert _scores(prior) == after
     assert set(counted) == set(recent) == set(pure)
     totals = {"jazz-4": 30, "jazz-5": 12}
     for item, score in counted.items():
         assert score == pytest.approx(pure[item] + 0.05 * np.log1p(totals.get(item, 0)), abs=1e-5), item
+    assert after["baroque-0"] == pytest.approx(pure["baroque-0"] + 0.05 * np.log1p(20), abs=1e-5)
     # within the week up to alice's latest event only the current hit counts
     for item, score in recent.items():
         assert score == pytest.approx(pure[item] + 0.05 * np.log1p(12 if item == "jazz-5" else 0), abs=1e-5), item
