@@ -42,6 +42,7 @@ __all__ = [
     "torch_threads",
     "hold_out_last",
     "training_windows",
+    "seen_before",
     "train_model",
     "validation_ndcg",
     "embed_histories",
@@ -396,13 +397,13 @@ def _batch_loss(
     target = torch.searchsorted(rows, targets[keep])
     excluded = None
     if settings.mask_seen:
-        excluded = _seen_before(torch, rows, inputs, pad, [prefix for _, prefix in batch])[keep]
+        excluded = seen_before(torch, rows, inputs, pad, [prefix for _, prefix in batch])[keep]
         excluded[torch.arange(len(target)), target] = False  # a repeated item stays a valid answer
         logits = logits.masked_fill(excluded, float("-inf"))
     return _cross_entropy(torch, logits, target, excluded, settings.label_smoothing)
 
 
-def _seen_before(torch: Any, rows: Any, inputs: Any, pad: Any, prefixes: list[np.ndarray]) -> Any:
+def seen_before(torch: Any, rows: Any, inputs: Any, pad: Any, prefixes: list[np.ndarray]) -> Any:
     """``(B, L, R)``: whether candidate row r was already in the user's sequence at input position t
     (in the window up to t, or anywhere before the window)."""
     batch, length = inputs.shape

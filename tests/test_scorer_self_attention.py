@@ -227,3 +227,53 @@ def test_registered_and_configured_through_the_registry() -> None:
 def test_importing_the_plugin_does_not_import_torch() -> None:
     code = "import sys, polyrec.plugins.scorer_self_attention; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_training_windows_cover_every_next_item_once() -> None:
+    from polyrec.plugins.sequence_model import training_windows
+
+    rng = np.random.default_rng(0)
+    sequences = [np.arange(n) + 100 * n for n in (1, 2, 7, 30, 61)]
+    for _ in range(5):  # the random shift changes the cut, never the coverage
+        windows = training_windows(sequences, max_len=8, rng=rng)
+        targets = sorted(int(t) for window, _ in windows for t in window[1:])
+        assert targets == sorted(int(t) for s in sequences for t in s[1:])
+        for window, prefix in windows:
+            assert 2 <= len(window) <= 9
+            whole = np.concatenate([prefix, window])
+            assert any(np.array_equal(whole, s[: len(whole)]) for s in sequences), "prefix + window is a user's start"
+
+
+def test_seen_before_masks_earlier_items_of_window_and_prefix() -> None:
+    torch = pytest.importorskip("torch")
+    from polyrec.plugins.sequence_model import left_pad, seen_before
+
+    inputs, pad = left_pad(torch, [np.array([1, 2, 1]), np.array([4])], 3)
+    seen = seen_before(torch, torch.arange(6), inputs, pad, [np.array([5]), np.array([], dtype=np.int64)]).numpy()
+    # user 0: item 5 before the window, then 1, 2, 1 -> seen sets grow cumulatively
+    assert [np.flatnonzero(seen[0, t]).tolist() for t in range(3)] == [[1, 5], [1, 2, 5], [1, 2, 5]]
+    # user 1: two padding positions, then item 4
+    assert [np.flatnonzero(seen[1, t]).tolist() for t in range(3)] == [[], [], [4]]
+
+
+def test_hold_out_last_keeps_histories_and_caps_users() -> None:
+    from polyrec.plugins.sequence_model import hold_out_last
+
+    sequences = [np.arange(n) for n in (2, 3, 5, 8)]
+    train, cases = hold_out_last(sequences, max_cases=10, rng=np.random.default_rng(0))
+    assert [len(s) for s in train] == [2, 2, 4, 7]
+    assert cases.targets.tolist() == [2, 4, 7]
+    assert all(np.array_equal(h, s) for h, s in zip(cases.histories, train[1:]))
+    _, capped = hold_out_last(sequences, max_cases=2, rng=np.random.default_rng(0))
+    assert len(capped) == 2
+
+
+def test_weight_average_and_no_seen_mask_also_learn(cycles: TrainingData) -> None:
+    averaged = SelfAttentionScorer(**{**FAST, "ema": 0.9})
+    averaged.fit(cycles)
+    assert next_item_accuracy(averaged, cycles, range(N_ITEMS)) >= 0.8
+    unmasked = SelfAttentionScorer(**{**FAST, "mask_seen": False, "validation_users": 0, "epochs": 12})
+    unmasked.fit(cycles)
+    assert unmasked.train_log is not None and unmasked.train_log.validation == []
+    assert len(unmasked.train_log.losses) == 12, "without a hold-out every epoch runs"
+    assert next_item_accuracy(unmasked, cycles, range(N_ITEMS)) >= 0.8
