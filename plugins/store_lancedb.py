@@ -13,7 +13,7 @@ How a collection is stored, and why:
   that pair appears: ``m_<key>__s`` (string), ``__i`` (int64), ``__f`` (float64),
   ``__b`` (bool), ``__l`` (list of strings); keys that are not plain identifiers are
   hex-encoded (``mx_<hex>__s``). These columns exist only for filtering: a filter is
-  translated to a SQL ``WHERE`` over them (:func:`where_clause`) that follows
+  translated to a SQL ``WHERE`` over them (:func:`polyrec.plugins.lancedb_filters.where_clause`) that follows
   :func:`polyrec.contracts.filters.matches` exactly, including its Python comparison
   rules across types (``True == 1``, ``3 > 2.5``, ``"7" != 7``), and is applied *before*
   the vector search (prefilter), so filtered searches return k hits whenever k exist,
@@ -70,8 +70,8 @@ from polyrec.contracts import (
     VectorStore,
     hookimpl,
     matches,
-    validate_filter,
 )
+from polyrec.plugins.lancedb_filters import NO_MATCH, metadata_column, sql_string, value_kind, where_clause
 from polyrec.plugins.store_memory import check_provenance, validate_query, validate_records
 
 if TYPE_CHECKING:
@@ -97,7 +97,6 @@ VECTOR_INDEX = "vector_idx"
 _FORMAT_KEY, _DIM_KEY, _PROVENANCE_KEY = b"polyrec.format", b"polyrec.dim", b"polyrec.provenance"
 _INDEX_KEY = "polyrec.index"
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _IN_CHUNK = 1000  # ids per ``id IN (...)`` clause
 _COMPACT_EVERY = 32  # writes between checks for small fragments
 _SMALL_FRAGMENTS = 24  # compact when a table has more small fragments than this
@@ -146,182 +145,13 @@ def auto_nprobes(partitions: int, depth: float = 10, base: int | None = None) ->
     return min(partitions, math.ceil(base * max(1.0, depth / 10) ** (1 / 3)))
 
 
-# -- metadata columns -------------------------------------------------------------------
-
-_KINDS = ("s", "i", "f", "b", "l")
-
-
-def metadata_column(key: str, kind: str) -> str:
-    """Name of the typed filter column of metadata ``key`` for values of ``kind``."""
-    base = f"m_{key}" if _PLAIN_KEY.fullmatch(key) else "mx_" + key.encode("utf-8").hex()
-    return f"{base}__{kind}"
-
-
-def _kind(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "b"
-    if isinstance(value, int):
-        return "i"
-    if isinstance(value, float):
-        return "f"
-    return "s" if isinstance(value, str) else "l"
+# -- metadata columns (filtering: see lancedb_filters) ---------------------------------
 
 
 def _arrow_type(kind: str) -> pa.DataType:
     import pyarrow as pa
 
     return {"s": pa.utf8(), "i": pa.int64(), "f": pa.float64(), "b": pa.bool_(), "l": pa.list_(pa.utf8())}[kind]
-
-
-# -- filters -> SQL -------------------------------------------------------------------------
-
-TRUE, FALSE = "TRUE", "FALSE"
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_SQL_OPS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-_FLIP_WHEN_ABOVE = {"$gt": ">=", "$gte": ">=", "$lt": "<", "$lte": "<"}  # float(x) > x
-_FLIP_WHEN_BELOW = {"$gt": ">", "$gte": ">", "$lt": "<=", "$lte": "<="}  # float(x) < x
-
-
-def _and(*parts: str) -> str:
-    if FALSE in parts:
-        return FALSE
-    kept = [part for part in parts if part != TRUE]
-    return TRUE if not kept else kept[0] if len(kept) == 1 else "(" + " AND ".join(kept) + ")"
-
-
-def _or(parts: Sequence[str]) -> str:
-    if TRUE in parts:
-        return TRUE
-    kept = [part for part in parts if part != FALSE]
-    return FALSE if not kept else kept[0] if len(kept) == 1 else "(" + " OR ".join(kept) + ")"
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _sql_int(value: int) -> str:
-    # -2**63 cannot be written as a literal: 2**63 overflows before the minus applies
-    return "(-9223372036854775807 - 1)" if value == _INT64_MIN else str(value)
-
-
-def _sql_float(value: float) -> str:
-    if math.isinf(value):
-        return "CAST('inf' AS DOUBLE)" if value > 0 else "CAST('-inf' AS DOUBLE)"
-    return repr(value)
-
-
-def _mismatch(op: str) -> str:
-    """Python comparisons across incompatible types: ``!=`` holds, the rest do not."""
-    return TRUE if op == "$ne" else FALSE
-
-
-def _number(value: Any) -> int | float | None:
-    if isinstance(value, bool):
-        return int(value)
-    return value if isinstance(value, int | float) else None
-
-
-def _int_column(column: str, op: str, value: int | float) -> str:
-    """``column op value`` for an int64 column, exact for float and out-of-range values."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return _mismatch(op)
-        if math.isinf(value):
-            value = _INT64_MAX + 1 if value > 0 else _INT64_MIN - 1
-        elif op in ("$eq", "$ne"):
-            if not value.is_integer():
-                return _mismatch(op)
-            value = int(value)
-        else:  # n > 2.5 <=> n > 2;  n >= 2.5 <=> n >= 3;  n < 2.5 <=> n < 3;  n <= 2.5 <=> n <= 2
-            value = math.floor(value) if op in ("$gt", "$lte") else math.ceil(value)
-    if value > _INT64_MAX:
-        return TRUE if op in ("$lt", "$lte", "$ne") else FALSE
-    if value < _INT64_MIN:
-        return TRUE if op in ("$gt", "$gte", "$ne") else FALSE
-    return f"{column} {_SQL_OPS[op]} {_sql_int(value)}"
-
-
-def _float_column(column: str, op: str, value: int | float) -> str:
-    """``column op value`` for a float64 column, exact for ints that floats cannot hold."""
-    if isinstance(value, float):
-        return _mismatch(op) if math.isnan(value) else f"{column} {_SQL_OPS[op]} {_sql_float(value)}"
-    try:
-        nearest = float(value)
-    except OverflowError:
-        nearest = math.inf if value > 0 else -math.inf
-    if nearest == value:
-        return f"{column} {_SQL_OPS[op]} {_sql_float(nearest)}"
-    if op in ("$eq", "$ne"):  # no float equals an int it cannot represent
-        return _mismatch(op)
-    # no float lies strictly between value and its nearest float
-    sql_op = (_FLIP_WHEN_ABOVE if nearest > value else _FLIP_WHEN_BELOW)[op]
-    return f"{column} {sql_op} {_sql_float(nearest)}"
-
-
-def _numbers_in(column: str, kind: str, allowed: Sequence[Any]) -> str:
-    numbers = [number for number in map(_number, allowed) if number is not None]
-    compare = _float_column if kind == "f" else _int_column
-    return _or([compare(column, "$eq", number) for number in numbers])
-
-
-def _typed_condition(column: str, kind: str, op: str, expected: Any) -> str:
-    """The condition on one typed column, for rows whose value has that type."""
-    if kind == "s":
-        if op == "$in":
-            strings = [value for value in expected if isinstance(value, str)]
-            return f"{column} IN ({', '.join(map(_sql_string, strings))})" if strings else FALSE
-        return f"{column} {_SQL_OPS[op]} {_sql_string(expected)}" if isinstance(expected, str) else _mismatch(op)
-    if kind == "l":  # list-valued metadata: any element satisfies the condition, except $ne
-        if op == "$in":
-            strings = [value for value in expected if isinstance(value, str)]
-            return f"array_has_any({column}, make_array({', '.join(map(_sql_string, strings))}))" if strings else FALSE
-        if not isinstance(expected, str):
-            return _mismatch(op)
-        literal = _sql_string(expected)
-        return {
-            "$eq": f"array_has({column}, {literal})",
-            "$ne": f"NOT array_has({column}, {literal})",
-            "$gt": f"array_max({column}) > {literal}",
-            "$gte": f"array_max({column}) >= {literal}",
-            "$lt": f"array_min({column}) < {literal}",
-            "$lte": f"array_min({column}) <= {literal}",
-        }[op]
-    value_expr = f"CAST({column} AS BIGINT)" if kind == "b" else column  # Python: True == 1
-    if op == "$in":
-        return _numbers_in(value_expr, kind, list(expected))
-    number = _number(expected)
-    if number is None:
-        return _mismatch(op)
-    return (_float_column if kind == "f" else _int_column)(value_expr, op, number)
-
-
-def where_clause(filter: Mapping[str, Any] | None, columns: set[str]) -> str | None:
-    """Translate a filter to a SQL ``WHERE`` over the typed metadata columns.
-
-    ``columns`` are the table's column names. Returns None for no filter and ``"FALSE"``
-    when nothing can match. Raises ValueError for an invalid filter.
-    """
-    conditions = validate_filter(filter)
-    if not conditions:
-        return None
-    clauses = []
-    for key, condition in conditions.items():
-        typed = [(f"`{metadata_column(key, kind)}`", kind) for kind in _KINDS]
-        typed = [(column, kind) for column, kind in typed if column.strip("`") in columns]
-        for op, expected in condition.items():
-            # a missing key (no column, or NULL in every typed column) fails every condition
-            clauses.append(
-                _or(
-                    [
-                        _and(f"{column} IS NOT NULL", _typed_condition(column, kind, op, expected))
-                        for column, kind in typed
-                    ]
-                )
-            )
-    return _and(*clauses)
 
 
 # -- the event loop all LanceDB calls run on ---------------------------------------------
@@ -375,7 +205,7 @@ def _records_of(table: pa.Table, dim: int) -> list[VectorRecord]:
 def _ids_in(ids: Sequence[str]) -> Iterator[str]:
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), _IN_CHUNK):
-        yield "id IN (" + ", ".join(map(_sql_string, unique[start : start + _IN_CHUNK])) + ")"
+        yield "id IN (" + ", ".join(map(sql_string, unique[start : start + _IN_CHUNK])) + ")"
 
 
 _Ranked = tuple[list[str], np.ndarray, list[str]]  # ids, scores, metadata JSON; best first
@@ -401,6 +231,9 @@ class LanceCollection(Collection):
         self._columns: set[str] = set()
         self._index: _IndexState | None = None
         self._writes = 0
+        # one write at a time per table in this process: concurrent commits (new metadata
+        # columns, merges) conflict in Lance, and the schema and index state are shared
+        self._writing = threading.Lock()
 
     def _do(self, coroutine: Coroutine[Any, Any, T], what: str) -> T:
         return _run(coroutine, f"{what} on collection {self.name!r} in {self._store.location}")
@@ -421,7 +254,8 @@ class LanceCollection(Collection):
         batch = validate_records(records, dim=self.dim, collection=self.name, plugin=self._store.name)
         if not batch.ids:
             return
-        self._do(self._upsert(batch.ids, batch.vectors, batch.metadata), "upsert")
+        with self._writing:
+            self._do(self._upsert(batch.ids, batch.vectors, batch.metadata), "upsert")
 
     async def _upsert(self, ids: list[str], vectors: np.ndarray, metadata: list[dict[str, Any]]) -> None:
         import pyarrow as pa
@@ -429,7 +263,7 @@ class LanceCollection(Collection):
         typed: dict[str, list[Any]] = {}
         for row, values in enumerate(metadata):
             for key, value in values.items():
-                kind = _kind(value)
+                kind = value_kind(value)
                 if kind is not None:
                     typed.setdefault(metadata_column(key, kind), [None] * len(ids))[row] = value
         new_columns = [name for name in typed if name not in self._columns]
@@ -502,7 +336,8 @@ class LanceCollection(Collection):
         rows = self.count()
         if rows == 0:
             return False
-        self._do(self._build_index(rows), "building the ANN index")
+        with self._writing:
+            self._do(self._build_index(rows), "building the ANN index")
         return True
 
     @property
@@ -514,7 +349,10 @@ class LanceCollection(Collection):
         return {"trained_rows": self._index.trained_rows, "partitions": self._index.partitions, "nprobes": nprobes}
 
     def delete(self, ids: Sequence[str]) -> int:
-        return self._do(self._delete(ids), "delete") if ids else 0
+        if not ids:
+            return 0
+        with self._writing:
+            return self._do(self._delete(ids), "delete")
 
     async def _delete(self, ids: Sequence[str]) -> int:
         deleted = 0
@@ -540,10 +378,10 @@ class LanceCollection(Collection):
     def search(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
         query = validate_query(vector, self.dim, collection=self.name)
         where = where_clause(filter, self._columns)
-        if where == FALSE:  # perhaps a key that another writer added since we read the schema
+        if where == NO_MATCH:  # perhaps a key that another writer added since we read the schema
             self._columns = set(self._do(self._table.schema(), "reading the schema").names)
             where = where_clause(filter, self._columns)
-        if k <= 0 or where == FALSE:
+        if k <= 0 or where == NO_MATCH:
             return []
         ids, scores, metadata = self._do(self._search(query, k, where), "search")
         hits = [
@@ -645,6 +483,7 @@ class LanceEventLog(EventLog):
         indices = self._do(self._table.list_indices(), "listing indices")
         self._user_indexed = any(index.columns == ["user"] for index in indices)
         self._writes = 0
+        self._writing = threading.Lock()  # appends take consecutive ``seq`` numbers
 
     @staticmethod
     def schema() -> pa.Schema:
@@ -672,9 +511,10 @@ class LanceEventLog(EventLog):
             return
         columns = {name: [getattr(event, name) for event in checked] for name in ("user", "item", "kind", "value")}
         columns["timestamp"] = [event.timestamp for event in checked]
-        columns["seq"] = list(range(self._next_seq, self._next_seq + len(checked)))
-        self._do(self._append(pa.table(columns, schema=self.schema())), "append")
-        self._next_seq += len(checked)
+        with self._writing:
+            columns["seq"] = list(range(self._next_seq, self._next_seq + len(checked)))
+            self._do(self._append(pa.table(columns, schema=self.schema())), "append")
+            self._next_seq += len(checked)
 
     async def _append(self, data: pa.Table) -> None:
         from lancedb.index import BTree
@@ -690,7 +530,7 @@ class LanceEventLog(EventLog):
     def read(self, user: str | None = None) -> list[Event]:
         query = self._table.query()
         if user is not None:
-            query = query.where(f"user = {_sql_string(user)}")
+            query = query.where(f"user = {sql_string(user)}")
         table = self._do(query.to_arrow(), "read")
         order = np.argsort(table.column("seq").to_numpy(), kind="stable")
         rows = table.take(order).to_pydict()
@@ -719,6 +559,9 @@ class LanceDBStore(VectorStore):
         self._db: Any = None
         self._collections: dict[str, LanceCollection] = {}
         self._events: LanceEventLog | None = None
+        # serialises connecting and the open-or-create of tables: threads sharing a store
+        # (e.g. the HTTP server's) would otherwise both create a missing table
+        self._lock = threading.Lock()
 
     @property
     def location(self) -> str:
@@ -737,25 +580,36 @@ class LanceDBStore(VectorStore):
 
     @staticmethod
     async def _open_table(db: Any, name: str, schema: pa.Schema) -> tuple[Any, bool]:
+        """Open table ``name``, creating it (empty, with ``schema``) if there is none."""
         try:
             return await db.open_table(name), False
         except ValueError as exc:
             if "not found" not in str(exc).lower():
                 raise
-        return await db.create_table(name, schema=schema), True
+        try:
+            return await db.create_table(name, schema=schema), True
+        except Exception as create_error:
+            # another store or process created it since open_table ("already exists", or a
+            # commit conflict with its create): use theirs; if there is none, the create failed
+            try:
+                return await db.open_table(name), False
+            except Exception:
+                raise create_error from None
 
     def open(self, collection: str, *, dim: int, provenance: Mapping[str, str]) -> LanceCollection:
         wanted = {str(key): str(value) for key, value in provenance.items()}
         _check_name(collection)
         if dim <= 0:
             raise ValueError(f"collection {collection!r}: dim must be positive, got {dim}")
-        opened = self._collections.get(collection)
-        if opened is None:
-            opened = _run(
-                self._open_collection(self._connection(), collection, dim, wanted), f"opening collection {collection!r}"
-            )
-        self._check(opened.name, opened.dim, opened.provenance, dim, wanted)
-        self._collections[collection] = opened
+        with self._lock:
+            opened = self._collections.get(collection)
+            if opened is None:
+                opened = _run(
+                    self._open_collection(self._connection(), collection, dim, wanted),
+                    f"opening collection {collection!r}",
+                )
+            self._check(opened.name, opened.dim, opened.provenance, dim, wanted)
+            self._collections[collection] = opened
         return opened
 
     async def _open_collection(self, db: Any, name: str, dim: int, provenance: dict[str, str]) -> LanceCollection:
@@ -772,8 +626,9 @@ class LanceDBStore(VectorStore):
     def drop(self, collection: str) -> bool:
         """Delete the collection's table; False if there was none."""
         _check_name(collection)
-        self._collections.pop(collection, None)
-        return _run(self._drop(self._connection(), collection), f"dropping collection {collection!r}")
+        with self._lock:
+            self._collections.pop(collection, None)
+            return _run(self._drop(self._connection(), collection), f"dropping collection {collection!r}")
 
     @staticmethod
     async def _drop(db: Any, name: str) -> bool:
@@ -800,11 +655,13 @@ class LanceDBStore(VectorStore):
         )
 
     def events(self) -> LanceEventLog:
-        if self._events is None:
-            schema = LanceEventLog.schema()
-            table, _created = _run(self._open_table(self._connection(), EVENTS_TABLE, schema), "opening the event log")
-            self._events = LanceEventLog(self, table)
-        return self._events
+        with self._lock:
+            if self._events is None:
+                schema = LanceEventLog.schema()
+                opening = self._open_table(self._connection(), EVENTS_TABLE, schema)
+                table, _created = _run(opening, "opening the event log")
+                self._events = LanceEventLog(self, table)
+            return self._events
 
     @property
     def state_dir(self) -> Path:
@@ -813,11 +670,12 @@ class LanceDBStore(VectorStore):
         return path
 
     def close(self) -> None:
-        self._collections.clear()
-        self._events = None
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            self._collections.clear()
+            self._events = None
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 def _check_name(collection: str) -> None:

@@ -474,3 +474,71 @@ def test_a_failed_index_build_does_not_fail_the_upsert(
     with pytest.raises(StoreError, match="disk full"):
         items.create_index()
     store.close()
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+
+def _in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` for i in range(count), all threads released at once; re-raise the first error."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(count)
+
+    def run(index: int) -> Any:
+        start.wait()
+        return work(index)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_threads_sharing_a_store_open_and_write_a_new_collection(tmp_path: Path) -> None:
+    threads, per_thread, dim = 8, 25, 4
+    store = LanceDBStore(uri=tmp_path / "data")
+    provenance = {"encoder.text": "minilm"}
+
+    def open_and_write(index: int) -> tuple[Collection, Any]:
+        collection = store.open("items", dim=dim, provenance=provenance)
+        events = store.events()
+        records = [
+            VectorRecord(
+                id=f"t{index}-{row}",
+                vector=np.full(dim, index + row / 100, dtype=np.float32),
+                metadata={"thread": index, f"only_t{index}": "x"},  # new typed columns from every thread
+            )
+            for row in range(per_thread)
+        ]
+        collection.upsert(records)
+        return collection, events
+
+    opened = _in_threads(threads, open_and_write)
+    assert len({id(collection) for collection, _ in opened}) == 1  # one handle per table
+    assert len({id(events) for _, events in opened}) == 1
+    collection = opened[0][0]
+    assert collection.count() == threads * per_thread
+    assert [record.metadata for record in collection.get(["t3-7"])] == [{"thread": 3, "only_t3": "x"}]
+    hits = collection.search(np.ones(dim, dtype=np.float32), k=100, filter={"thread": 5})
+    assert {hit.id for hit in hits} == {f"t5-{row}" for row in range(per_thread)}
+    store.close()
+
+
+def test_separate_stores_create_the_same_tables_at_once(tmp_path: Path) -> None:
+    # stands in for other processes: each store has its own lock and connection, so two may
+    # both find a table missing and both try to create it; every open must still succeed
+    threads, dim = 8, 4
+    stores = [LanceDBStore(uri=tmp_path / "data") for _ in range(threads)]
+
+    def open_both(index: int) -> tuple[int, int]:
+        collection = stores[index].open("items", dim=dim, provenance={"fusion": "concat"})
+        return collection.dim, stores[index].events().count()
+
+    assert _in_threads(threads, open_both) == [(dim, 0)] * threads
+    for store in stores:
+        store.close()
+    reopened = LanceDBStore(uri=tmp_path / "data")
+    items = reopened.open("items", dim=dim, provenance={"fusion": "concat"})
+    items.upsert([VectorRecord(id="a", vector=np.ones(dim, dtype=np.float32), metadata={"genre": "x"})])
+    assert items.count() == 1 and reopened.events().count() == 0
+    reopened.close()
