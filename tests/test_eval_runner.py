@@ -172,5 +172,5 @@ def test_content_only_config_ranks_cold_movies_that_pop_cannot(tmp_path: Path) -
     assert test["cases"] == 941 and test["unranked"] == 0 and result["ingest_failures"] == 0
     assert result["dataset"]["items"] == len(data.items)
     assert pop["hit@10"] == 0.0
-    assert test["hit@10"] > 3 * chance["hit@10"]
+    assert test["hit@10"] >= 5 * chance["hit@10"]  # the bar: 5x random ranking
     assert test["ndcg@10"] > 3 * chance["ndcg@10"]
