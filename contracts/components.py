@@ -227,7 +227,8 @@ class Scorer(Component, ABC):
         :meth:`fit`), with the full log; each call replaces what an earlier one saw. Events
         of items not (yet) in the store are included, so statistics are kept by item id.
         A scorer must still score without it (no statistics: as if the log were empty).
-        Events added after a fit count from the next fit. Default: nothing.
+        When :attr:`observes_events` is True the engine also calls it before scoring whenever
+        events were added since the last call, so serving needs no refit. Default: nothing.
         """
 
 
