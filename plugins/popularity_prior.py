@@ -17,10 +17,10 @@ for MiniLM vectors whose similarities have a standard deviation of 0.074, i.e. a
 count is worth about three such deviations (``examples/movielens/content-popularity.toml``).
 
 The counts are statistics, not training: the engine hands every scorer the whole log on
-each ``fit`` (:meth:`Scorer.observe`), also when nothing is trainable, and they are not
-saved. Until the first observe the scores are pure content; an item without events (or
-ingested after the last fit) counts 0, and events added after a fit count from the next
-one. So a brand-new item ranks below equally similar items with events: where new items
+each ``fit`` (:meth:`Scorer.observe`), also when nothing is trainable, and again before
+scoring whenever events were added since (``observes_events``), so they are not saved and
+serving needs no refit. Until the first observe the scores are pure content; an item
+without events counts 0. So a brand-new item ranks below equally similar items with events: where new items
 must surface (cold start), keep the weight at 0.
 
 The prior only adds to scores: explanations still weigh the history items behind the
