@@ -203,7 +203,7 @@ class TrainSettings:
     full_softmax_items: int = 20_000
     negatives: int = 1024
     mask_seen: bool = True
-    ema: float = 0.0
+    average_epochs: float = 0.0
     seed: int = 0
 
 
@@ -283,7 +283,8 @@ def train_model(
     """AdamW on next-item cross-entropy at every position of every window; keep the epoch
     with the best validation NDCG@10 and stop after ``patience`` epochs without gain.
     Without validation cases every epoch runs and the last one is kept. With
-    ``ema`` > 0 the weights validated and kept are an exponential moving average."""
+    ``average_epochs`` > 0 the weights validated and kept are an exponential moving
+    average of the trained ones over about that many epochs."""
     import time
 
     import torch
@@ -291,7 +292,8 @@ def train_model(
     started = time.perf_counter()
     rng = np.random.default_rng(settings.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    average = _Average(model, settings.ema)
+    steps_per_epoch = math.ceil(len(training_windows(sequences, model.shape.max_len, rng)) / settings.batch_size)
+    average = _Average(model, settings.average_epochs * steps_per_epoch)
     content = torch.from_numpy(catalog.content)
     id_rows = torch.from_numpy(catalog.id_rows)
     full = len(id_rows) <= settings.full_softmax_items
@@ -335,28 +337,34 @@ def train_model(
 
 
 class _Average:
-    """Exponential moving average of a model's parameters (``decay`` 0: the parameters themselves)."""
+    """Exponential moving average of a model's parameters over about ``horizon`` optimizer steps,
+    bias-corrected (as Adam's moments) so that the initial weights carry no weight.
+    ``horizon`` 0: the parameters themselves."""
 
-    def __init__(self, model: Any, decay: float) -> None:
-        self.model, self.decay = model, decay
-        self.shadow = [p.detach().clone() for p in model.parameters()] if decay > 0 else None
+    def __init__(self, model: Any, horizon: float) -> None:
+        self.model = model
+        self.decay = 1.0 - 1.0 / horizon if horizon > 1 else 0.0
+        self.steps = 0
+        self.shadow = [p.detach().clone().zero_() for p in model.parameters()] if self.decay > 0 else None
 
     def update(self) -> None:
         if self.shadow is None:
             return
+        self.steps += 1
         for shadow, param in zip(self.shadow, self.model.parameters()):
-            shadow.lerp_(param.detach(), 1.0 - self.decay)
+            shadow.mul_(self.decay).add_(param.detach(), alpha=1.0 - self.decay)
 
     @contextlib.contextmanager
     def swapped_in(self) -> Iterator[None]:
         """The averaged weights in the model for the block; the trained ones back afterwards."""
-        if self.shadow is None:
+        if self.shadow is None or self.steps == 0:
             yield
             return
         params = list(self.model.parameters())
         saved = [p.detach().clone() for p in params]
+        correction = 1.0 - self.decay**self.steps
         for param, shadow in zip(params, self.shadow):
-            param.data.copy_(shadow)
+            param.data.copy_(shadow / correction)
         try:
             yield
         finally:

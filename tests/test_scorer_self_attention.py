@@ -268,8 +268,8 @@ def test_hold_out_last_keeps_histories_and_caps_users() -> None:
     assert len(capped) == 2
 
 
-def test_weight_average_and_no_seen_mask_also_learn(cycles: TrainingData) -> None:
-    averaged = SelfAttentionScorer(**{**FAST, "ema": 0.9})
+def test_no_weight_average_and_no_seen_mask_also_learn(cycles: TrainingData) -> None:
+    averaged = SelfAttentionScorer(**{**FAST, "average_epochs": 0})
     averaged.fit(cycles)
     assert next_item_accuracy(averaged, cycles, range(N_ITEMS)) >= 0.8
     unmasked = SelfAttentionScorer(**{**FAST, "mask_seen": False, "validation_users": 0, "epochs": 12})
