@@ -28,7 +28,7 @@ of the small-batch updates, so the validation curve and the kept model are stead
 
 Defaults are general small-catalog defaults, none chosen on a particular data set's test
 cases: d=64, 2 layers, 2 heads, 50 items of history (SASRec's and RecBole's sizes),
-dropout 0.3, AdamW lr 2e-3, weight decay 0.01, 128 windows per step, patience 10,
+dropout 0.3, AdamW lr 3e-3, weight decay 0.01, 128 windows per step, patience 10,
 averaging over 5 epochs. Training costs one (positions x dim) @ (dim x items) product
 per step; see examples/movielens/README.md for time and quality on MovieLens-100k.
 
@@ -91,7 +91,7 @@ class SelfAttentionConfig(ComponentConfig):
     id_embeddings: bool = Field(default=True, description="learn an embedding per item seen in training")
     content: bool = Field(default=True, description="use the fused item vectors (needed for cold items)")
     epochs: int = Field(default=200, gt=0, description="upper bound; early stopping usually ends sooner")
-    lr: float = Field(default=2e-3, gt=0)
+    lr: float = Field(default=3e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0, description="AdamW decoupled weight decay")
     batch_size: int = Field(default=128, gt=0, description="windows (sequences) per step")
     patience: int = Field(default=10, gt=0, description="epochs without validation gain before stopping")

@@ -75,14 +75,14 @@ def build_model(shape: ModelShape) -> Any:
 
 def left_pad(torch: Any, rows: list[Any], length: int, fill: int = 0) -> tuple[Any, Any]:
     """Stack 1-d integer arrays right-aligned into ``(len(rows), length)``; returns (matrix, pad mask)."""
-    matrix = torch.full((len(rows), length), fill, dtype=torch.long)
-    pad = torch.ones((len(rows), length), dtype=torch.bool)
-    for r, row in enumerate(rows):
+    matrix = np.full((len(rows), length), fill, dtype=np.int64)
+    pad = np.ones((len(rows), length), dtype=bool)
+    for r, row in enumerate(rows):  # numpy row copies: a per-row torch copy costs ~50x more
         n = min(len(row), length)
         if n:
-            matrix[r, length - n :] = torch.as_tensor(row[len(row) - n :], dtype=torch.long)
+            matrix[r, length - n :] = row[len(row) - n :]
             pad[r, length - n :] = False
-    return matrix, pad
+    return torch.from_numpy(matrix), torch.from_numpy(pad)
 
 
 @contextlib.contextmanager
@@ -389,25 +389,28 @@ def _batch_loss(
     length = max(len(window) for window, _ in batch) - 1
     inputs, pad = left_pad(torch, [window[:-1] for window, _ in batch], length)
     targets, _ = left_pad(torch, [window[1:] for window, _ in batch], length, fill=-1)
-    if full:
+    if full:  # every item is a candidate: rows are catalog indices, no gathering needed
         rows = torch.arange(len(id_rows))
+        batch_content, batch_ids, local_inputs, local_targets = content, id_rows, inputs.clamp(min=0), targets
     else:  # only the items this batch touches: its own plus shared uniform negatives
         negatives = torch.from_numpy(rng.integers(0, len(id_rows), settings.negatives))
         rows = torch.unique(torch.cat([inputs[~pad], targets[~pad], negatives]))
-    batch_ids = id_rows[rows]
+        batch_content, batch_ids = content[rows], id_rows[rows]
+        local_inputs = torch.searchsorted(rows, inputs.clamp(min=0))
+        local_targets = torch.searchsorted(rows, targets.clamp(min=0))
     if settings.id_dropout > 0:  # teach the model to place items by content alone (cold items)
         dropped = torch.from_numpy(rng.random(len(rows)) < settings.id_dropout)
         batch_ids = batch_ids.masked_fill(dropped, 0)
-    table = model.embed(content[rows], batch_ids)
-    hidden, _ = model.encode(table[torch.searchsorted(rows, inputs.clamp(min=0))], pad)
+    table = model.embed(batch_content, batch_ids)
+    hidden, _ = model.encode(table[local_inputs], pad)
     keep = ~pad
     logits = hidden[keep] @ table.T
-    target = torch.searchsorted(rows, targets[keep])
+    target = local_targets[keep]
     excluded = None
     if settings.mask_seen:
         excluded = seen_before(torch, rows, inputs, pad, [prefix for _, prefix in batch])[keep]
         excluded[torch.arange(len(target)), target] = False  # a repeated item stays a valid answer
-        logits = logits.masked_fill(excluded, float("-inf"))
+        logits.masked_fill_(excluded, float("-inf"))  # in place: the product's backward does not need it
     return _cross_entropy(torch, logits, target, excluded, settings.label_smoothing)
 
 
@@ -420,11 +423,13 @@ def seen_before(torch: Any, rows: Any, inputs: Any, pad: Any, prefixes: list[np.
     positions = torch.arange(length).expand(batch, length)
     first = torch.full((batch, len(rows)), length, dtype=torch.long)
     first.scatter_reduce_(1, local, torch.where(present, positions, length), reduce="amin")
-    for b, prefix in enumerate(prefixes):
-        if len(prefix):
-            items = torch.from_numpy(np.asarray(prefix))
-            found = torch.searchsorted(rows, items).clamp(max=len(rows) - 1)
-            first[b, found[rows[found] == items]] = -1
+    owners = np.repeat(np.arange(batch), [len(prefix) for prefix in prefixes])
+    if len(owners):
+        items = np.concatenate(prefixes).astype(np.int64)
+        row_ids = rows.numpy()
+        found = np.searchsorted(row_ids, items).clip(max=len(row_ids) - 1)
+        hit = row_ids[found] == items
+        first[torch.from_numpy(owners[hit]), torch.from_numpy(found[hit])] = -1
     return first.unsqueeze(1) <= torch.arange(length).view(1, length, 1)
 
 

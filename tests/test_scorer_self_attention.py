@@ -277,3 +277,41 @@ def test_no_weight_average_and_no_seen_mask_also_learn(cycles: TrainingData) -> 
     assert unmasked.train_log is not None and unmasked.train_log.validation == []
     assert len(unmasked.train_log.losses) == 12, "without a hold-out every epoch runs"
     assert next_item_accuracy(unmasked, cycles, range(N_ITEMS)) >= 0.8
+
+
+def test_engine_fits_recommends_explains_and_reloads(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real engine (LanceDB store, MiniLM + behavior encoders) with this scorer: fit, recommend
+    with explanations, and a second engine on the same store that loads the trained scorer."""
+    pytest.importorskip("sentence_transformers")
+    from polyrec.engine.engine import Engine
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = {
+        "store": {"plugin": "lancedb", "uri": str(tmp_path / "db")},
+        "encoders": {
+            "title": {"plugin": "sentence-transformers"},
+            "behavior": {"plugin": "behavior", "dim": 8, "min_count": 1},
+        },
+        "scorer": {"plugin": "self-attention", **FAST},
+        "retrieval": {"candidates": N_ITEMS},
+    }
+    data = cycle_data()
+    items = [{"id": item_id, "title": item_id} for item_id in data.item_ids]
+    events = [
+        {"user": user, "item": data.item_ids[i], "timestamp": float(t)}
+        for user, sequence in zip(data.users, data.sequences)
+        for t, i in enumerate(sequence)
+    ]
+    walk = [f"item{i}" for i in (5, 6, 7, 8)]
+    events += [{"user": "walker", "item": item, "timestamp": float(t)} for t, item in enumerate(walk)]
+    with Engine.from_config(config) as engine:
+        engine.ingest(items)
+        engine.add_events(events)
+        engine.fit()
+        first = engine.recommend("walker", k=3)
+    assert first[0].item == "item9"
+    assert {w.item for w in first[0].explanation} <= set(walk)
+    assert first[0].explanation and all(w.weight > 0 for w in first[0].explanation)
+    with Engine.from_config(config) as reopened:
+        again = reopened.recommend("walker", k=3)
+    assert [(r.item, round(r.score, 5)) for r in again] == [(r.item, round(r.score, 5)) for r in first]
