@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from polyrec.contracts import ComponentConfig, Event, History, Scored
+from polyrec.contracts import ComponentConfig, Event, History, Scored, Scorer
 
-__all__ = ["PopularityPriorConfig", "PopularityPrior"]
+__all__ = ["PopularityPriorConfig", "PopularityPrior", "PopularityPriorScorer"]
 
 
 class PopularityPriorConfig(ComponentConfig):
@@ -118,3 +119,25 @@ class PopularityPrior:
     def fingerprint_part(self) -> str:
         """The counts change the scores: name them (by digest) in the scorer's fingerprint."""
         return f"|popularity-counts:{self.digest}" if self.active else ""
+
+
+class PopularityPriorScorer(Scorer):
+    """Base of the scorers that offer the prior: builds it from the config, names its counts
+    in the fingerprint and hands it the log. Subclasses add ``with_bonus`` to their scores."""
+
+    config: PopularityPriorConfig
+
+    def __init__(self, config: ComponentConfig | None = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        self.popularity_prior = PopularityPrior(self.config.popularity, self.config.popularity_window)
+
+    @property
+    def fingerprint(self) -> str:
+        return super().fingerprint + self.popularity_prior.fingerprint_part()
+
+    @property
+    def observes_events(self) -> bool:
+        return self.config.popularity > 0
+
+    def observe(self, events: Sequence[Event]) -> None:
+        self.popularity_prior.observe(events)

@@ -14,13 +14,12 @@ user gets (e.g. popular items).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from polyrec.contracts import Event, History, Scored, Scorer, hookimpl, recency_weights
-from polyrec.plugins.popularity_prior import PopularityPrior, PopularityPriorConfig
+from polyrec.contracts import History, Scored, hookimpl, recency_weights
+from polyrec.plugins.popularity_prior import PopularityPriorConfig, PopularityPriorScorer
 
 __all__ = [
     "DotScorer",
@@ -92,7 +91,7 @@ class DotConfig(PopularityPriorConfig):
     )
 
 
-class DotScorer(Scorer):
+class DotScorer(PopularityPriorScorer):
     """score = candidate . (recency-weighted mean of history vectors).
 
     Explanation: history item j's share of candidate i's score, recency_j * (c_i . h_j),
@@ -102,21 +101,6 @@ class DotScorer(Scorer):
     name = "dot"
     Config = DotConfig
     config: DotConfig
-
-    def __init__(self, config: DotConfig | None = None, **params: Any) -> None:
-        super().__init__(config, **params)
-        self.popularity_prior = PopularityPrior(self.config.popularity, self.config.popularity_window)
-
-    @property
-    def fingerprint(self) -> str:
-        return super().fingerprint + self.popularity_prior.fingerprint_part()
-
-    @property
-    def observes_events(self) -> bool:
-        return self.config.popularity > 0
-
-    def observe(self, events: Sequence[Event]) -> None:
-        self.popularity_prior.observe(events)
 
     def score(self, history: History, candidate_ids: Sequence[str], candidates: np.ndarray) -> Scored:
         candidates = check_inputs(self.name, history, candidate_ids, candidates)

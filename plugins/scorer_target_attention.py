@@ -30,13 +30,12 @@ training (see :mod:`.popularity_prior`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from polyrec.contracts import Event, History, Scored, Scorer, hookimpl, recency_weights
-from polyrec.plugins.popularity_prior import PopularityPrior, PopularityPriorConfig
+from polyrec.contracts import History, Scored, hookimpl, recency_weights
+from polyrec.plugins.popularity_prior import PopularityPriorConfig, PopularityPriorScorer
 from polyrec.plugins.scorer_dot import check_inputs, empty_scored, recency_query_vector
 
 __all__ = ["TargetAttentionScorer", "TargetAttentionConfig", "attention_weights", "soft_maximum", "register_scorers"]
@@ -70,27 +69,12 @@ class TargetAttentionConfig(PopularityPriorConfig):
     recency_prior: bool = Field(default=True, description="multiply attention by recency weights")
 
 
-class TargetAttentionScorer(Scorer):
+class TargetAttentionScorer(PopularityPriorScorer):
     """Soft maximum of each candidate's similarity to the history; attention as explanation."""
 
     name = "target-attention"
     Config = TargetAttentionConfig
     config: TargetAttentionConfig
-
-    def __init__(self, config: TargetAttentionConfig | None = None, **params: Any) -> None:
-        super().__init__(config, **params)
-        self.popularity_prior = PopularityPrior(self.config.popularity, self.config.popularity_window)
-
-    @property
-    def fingerprint(self) -> str:
-        return super().fingerprint + self.popularity_prior.fingerprint_part()
-
-    @property
-    def observes_events(self) -> bool:
-        return self.config.popularity > 0
-
-    def observe(self, events: Sequence[Event]) -> None:
-        self.popularity_prior.observe(events)
 
     def prior(self, history: History) -> np.ndarray:
         if self.config.recency_prior:
