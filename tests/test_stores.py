@@ -50,6 +50,13 @@ class TestLanceDBStoreThroughTheIndex(StoreContract):
         return LanceDBStore(uri=path, index_threshold=1)
 
 
+class TestLanceDBStoreThroughLanceDBsIndexOnly(StoreContract):
+    """Again, with unfiltered searches also answered by LanceDB's IVF index, not the in-memory one."""
+
+    def make_store(self, path: Path) -> VectorStore:
+        return LanceDBStore(uri=path, index_threshold=1, memory_index=False)
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -234,9 +241,10 @@ def _exact(vectors: np.ndarray, query: np.ndarray, k: int, rows: np.ndarray | No
     return [f"i{rows[i]}" for i in np.argsort(-scores)[:k]]
 
 
-def test_index_recall_at_10_and_200(ann_catalog: tuple[Path, np.ndarray, list]) -> None:
+@pytest.mark.parametrize("memory_index", [True, False], ids=["in-memory index", "LanceDB index"])
+def test_index_recall_at_10_and_200(ann_catalog: tuple[Path, np.ndarray, list], memory_index: bool) -> None:
     uri, vectors, _ = ann_catalog
-    items = _open_ann(uri)
+    items = _open_ann(uri, memory_index=memory_index)
     assert items.index_info == {"trained_rows": N_ANN, "partitions": 141, "nprobes": 20}  # probes 14%
     queries = history_queries(vectors, 200, seed=9)
     recall_10 = np.mean([recall(items.search(q, 10), _exact(vectors, q, 10)) for q in queries])
@@ -300,7 +308,7 @@ def test_a_rare_filter_still_finds_every_match(
 def test_index_is_built_at_the_threshold_and_kept_up(tmp_path: Path) -> None:
     vectors = clustered_unit_vectors(800, 16, seed=1)
     records = [VectorRecord(id=f"i{i}", vector=vectors[i], metadata={"n": i}) for i in range(800)]
-    store = LanceDBStore(uri=tmp_path, index_threshold=300, retrain_growth=2.0)
+    store = LanceDBStore(uri=tmp_path, index_threshold=300, retrain_growth=2.0, memory_index=False)
     items = store.open("items", dim=16, provenance={})
     items.upsert(records[:200])
     assert items.index_info is None
@@ -313,7 +321,7 @@ def test_index_is_built_at_the_threshold_and_kept_up(tmp_path: Path) -> None:
     assert items.index_info["trained_rows"] == 800
     assert items.index_info["partitions"] == 28
     store.close()
-    reopened = LanceDBStore(uri=tmp_path, index_threshold=300)
+    reopened = LanceDBStore(uri=tmp_path, index_threshold=300, memory_index=False)
     again = reopened.open("items", dim=16, provenance={})
     assert again.index_info is not None and again.index_info["trained_rows"] == 800
     assert [hit.id for hit in again.search(vectors[799], 1)] == ["i799"]
@@ -447,7 +455,7 @@ def test_stores_are_registered_as_plugins() -> None:
 @pytest.mark.parametrize("index_type", ["IVF_SQ", "IVF_PQ", "IVF_FLAT"])
 def test_every_index_type_builds_and_finds_neighbours(tmp_path: Path, index_type: str) -> None:
     vectors = clustered_unit_vectors(3_000, 32, seed=3)
-    store = LanceDBStore(uri=tmp_path, index_threshold=3_000, index_type=index_type)
+    store = LanceDBStore(uri=tmp_path, index_threshold=3_000, index_type=index_type, memory_index=False)
     items = store.open("items", dim=32, provenance={})
     items.upsert([VectorRecord(id=f"i{i}", vector=vectors[i], metadata={}) for i in range(3_000)])
     assert items.index_info is not None
