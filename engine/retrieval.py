@@ -74,6 +74,7 @@ class _Candidate:
     vector: np.ndarray
     metadata: dict[str, Any]
     explanation: list[HistoryWeight] = field(default_factory=list)
+    weights: np.ndarray | None = None  # the scorer's weights over the history, for the explanation
 
     def to_recommendation(self, flags: Sequence[str]) -> Recommendation:
         public = {key: value for key, value in self.metadata.items() if key not in RESERVED_KEYS}
@@ -202,10 +203,13 @@ class Retriever:
         if not candidates:
             return []
         scored = scorer.score(history, [c.id for c in candidates], np.stack([c.vector for c in candidates]))
+        weights = np.asarray(scored.weights)
         for row, candidate in enumerate(candidates):
-            candidate.score = float(scored.scores[row])
-            candidate.explanation = _explain(history, np.asarray(scored.weights)[row])
-        return [c.to_recommendation(flags) for c in _rank(candidates, k, diversity)]
+            candidate.score, candidate.weights = float(scored.scores[row]), weights[row]
+        chosen = _rank(candidates, k, diversity)
+        for candidate in chosen:  # only the k returned: explanations are objects, candidates hundreds
+            candidate.explanation = _explain(history, candidate.weights)
+        return [c.to_recommendation(flags) for c in chosen]
 
     def _observe_if_stale(self, scorer: Scorer) -> None:
         # event statistics (e.g. a popularity prior) follow new events without a refit

@@ -33,7 +33,8 @@ _MAX_TRAIN_PER_PARTITION = 256  # faiss samples down to this anyway
 class MemoryANN:
     """Item vectors with string ids and metadata JSON, searchable by inner product.
 
-    ``partitions(rows)`` gives the IVF partition count for a build over ``rows`` rows.
+    ``get`` returns stored vectors by id (bit-exact copies). ``partitions(rows)`` gives the
+    IVF partition count for a build over ``rows`` rows.
     ``needs_rebuild`` turns true once the rows outgrow the kind of index built (past
     ``exact_below``, or ``retrain_growth`` times the rows an IVF index was trained on).
     """
@@ -84,6 +85,7 @@ class MemoryANN:
         else:
             partitions = max(1, min(int(self._partitions_for(rows)), rows // _MIN_TRAIN_PER_PARTITION))
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, partitions, faiss.METRIC_INNER_PRODUCT)
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # vectors by label, for get()
             index.cp.seed = self._seed
             rng = np.random.default_rng(self._seed)
             sample = min(rows, _MAX_TRAIN_PER_PARTITION * partitions)
@@ -119,7 +121,17 @@ class MemoryANN:
             return
         for label in labels:
             self._ids[label] = self._metadata[label] = None
-        self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(labels, dtype=np.int64)))
+        array = np.asarray(labels, dtype=np.int64)  # the only selector a hashtable direct map takes
+        self._index.remove_ids(faiss.IDSelectorArray(len(array), faiss.swig_ptr(array)))
+
+    def get(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, list[str]]:
+        """The rows of those ``ids`` that exist, in the order asked: ids, vectors, metadata JSON."""
+        with self._lock:
+            found = [item_id for item_id in ids if item_id in self._slot]
+            labels = np.fromiter((self._slot[item_id] for item_id in found), np.int64, count=len(found))
+            vectors = self._index.reconstruct_batch(labels) if len(labels) else np.empty((0, self.dim), np.float32)
+            metadata = [self._metadata[label] for label in labels]
+        return found, vectors, metadata  # type: ignore[return-value]  # live labels only
 
     def search(self, query: np.ndarray, k: int, nprobes: int) -> tuple[list[str], np.ndarray, list[str]]:
         """The top ``k`` rows by inner product, best first: ids, scores, metadata JSON."""

@@ -39,7 +39,8 @@ default): a faiss copy of the vectors, ids and metadata JSON (:mod:`polyrec.plug
 exact while the table is scanned exactly and IVF-flat (same partition count, same probes)
 once it has an index. A LanceDB query costs 3-4 ms before it scans anything on a 2-core
 machine; the copy answers a top-10 over 100k x 384 rows in about 2 ms with exact scores
-(see ``bench/bench_store.py``). It is built at the first unfiltered search, kept up by
+(see ``bench/bench_store.py``); once built it also answers :meth:`get`. It is built at
+the first unfiltered search, kept up by
 this store's own writes, and rebuilt from the table when the table's version moves under
 it (another process wrote) or the rows outgrow it. Filtered searches stay with LanceDB.
 
@@ -58,6 +59,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -247,6 +249,7 @@ class LanceCollection(Collection):
         self._writes = 0
         self._memory: MemoryANN | None = None  # see memory_ann; built at the first unfiltered search
         self._memory_version: int | None = None  # the table version it mirrors
+        self._version_checked = -math.inf  # when the version was last asked for (time.monotonic)
         # one write at a time per table in this process: concurrent commits (new metadata
         # columns, merges) conflict in Lance, and the schema and index state are shared
         self._writing = threading.Lock()
@@ -402,6 +405,12 @@ class LanceCollection(Collection):
     def get(self, ids: Sequence[str]) -> list[VectorRecord]:
         if not ids:
             return []
+        if self._memory is not None:  # only once built: a get() alone is no reason to load every vector
+            found_ids, vectors, metadata = self._synced_memory().get(ids)
+            return [
+                VectorRecord(id=item_id, vector=vectors[row], metadata=json.loads(metadata[row]))
+                for row, item_id in enumerate(found_ids)
+            ]
         found = {record.id: record for record in self._do(self._get(ids), "get")}
         return [found[item_id] for item_id in ids if item_id in found]
 
@@ -430,6 +439,16 @@ class LanceCollection(Collection):
         ]
         return [hit for hit in hits if matches(hit.metadata, filter)]  # a safety net: the SQL is exact
 
+    def _version_now(self) -> int | None:
+        """The table's version, asked of LanceDB at most every ``read_consistency_s`` (it looks
+        for other writers' commits no more often than that); in between, the mirrored one."""
+        interval = self._config.read_consistency_s
+        now = time.monotonic()
+        if interval is not None and now - self._version_checked >= interval:
+            self._version_checked = now
+            return self._do(self._table.version(), "reading the table version")
+        return self._memory_version
+
     def _memory_search(self, query: np.ndarray, k: int) -> _Ranked:
         memory = self._synced_memory()
         return memory.search(query, k, auto_nprobes(memory.partitions, k, self._config.nprobes))
@@ -437,12 +456,14 @@ class LanceCollection(Collection):
     def _synced_memory(self) -> MemoryANN:
         """The in-memory index, (re)built from the table if it is missing, outgrown, or behind
         the table's version (another process wrote; seen within ``read_consistency_s``)."""
-        version = self._do(self._table.version(), "reading the table version")
         memory = self._memory
-        if memory is not None and version == self._memory_version and not memory.needs_rebuild:
+        if memory is not None and not memory.needs_rebuild and self._memory_version == self._version_now():
             return memory
         with self._writing:  # none of our writes between the scan and the version it is tagged with
             version = self._do(self._table.version(), "reading the table version")
+            memory = self._memory  # another thread may have just built it
+            if memory is not None and not memory.needs_rebuild and version == self._memory_version:
+                return memory
             table = self._do(self._table.query().select(["id", "vector", "metadata"]).to_arrow(), "loading vectors")
             memory = MemoryANN(
                 self.dim,

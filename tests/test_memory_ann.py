@@ -70,6 +70,10 @@ def test_upsert_replaces_delete_removes_and_scores_are_inner_products(exact_belo
     assert len(memory) == len(found) == 2_000  # +new, -i8; i7 replaced, not duplicated
     assert found[0] == "new" and found[-1] == "i7" and "i8" not in found
     assert metadata[-1] == '{"row": "moved"}'
+    got, got_vectors, got_metadata = memory.get(["i7", "i8", "new", "i9", "i7"])
+    assert got == ["i7", "new", "i9", "i7"]  # missing ids left out, order and repeats kept
+    np.testing.assert_array_equal(got_vectors, np.stack([moved, query, vectors[9], moved]))
+    assert got_metadata[:2] == ['{"row": "moved"}', '{"row": "new"}']
 
 
 def test_an_ivf_search_probing_too_few_rows_widens_to_return_k() -> None:
@@ -112,7 +116,15 @@ def test_the_store_mirrors_its_own_writes_without_rebuilding(tmp_path: Path, mon
         hits = items.search(query, 10)
         assert [hit.id for hit in hits] == exact_ids(ids, current, query, 10)
     assert items.search(-vectors[3], 1)[0].metadata == {"tag": "v2"}
+    got = items.get(["i3", "i4", "i550"])  # from memory now, and the same as the table holds
+    assert [record.id for record in got] == ["i3", "i550"]
+    np.testing.assert_array_equal(got[0].vector, -vectors[3])
+    assert got[1].metadata == {"tag": "v1", "row": 550}
     assert rebuilds.count == 1, "the store's own writes are applied to the index, not rebuilt from the table"
+    from_table = LanceDBStore(uri=tmp_path, memory_index=False).open("items", dim=DIM, provenance={})
+    for mine, theirs in zip(items.get(ids), from_table.get(ids), strict=True):
+        assert (mine.id, mine.metadata) == (theirs.id, theirs.metadata)
+        np.testing.assert_array_equal(mine.vector, theirs.vector)
 
 
 def test_another_writer_is_seen_within_read_consistency(tmp_path: Path) -> None:

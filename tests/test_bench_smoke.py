@@ -1,0 +1,42 @@
+"""Small runs of the latency benchmarks, so the scripts `make bench` runs keep working. They
+check what the scripts report (recall, every row present), never how fast anything was."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_bench_store_reports_every_case_with_its_recall() -> None:
+    out = run("bench_store.py", "--sizes", "4000", "--dim", "64", "--queries", "20", "--candidates", "50")
+    cases = ["top-10", "top-50", "top-10, LanceDB index", "top-50, LanceDB index", "top-10, filter 5%"]
+    for case in cases:
+        row = re.search(rf"^\s*4,000\s+{re.escape(case)}\s+(.*)$", out, re.MULTILINE)
+        assert row, f"no row {case!r} in:\n{out}"
+        recall = float(row.group(1).split()[-1])
+        assert recall >= 0.9, f"{case}: recall {recall}\n{out}"
+
+
+def test_bench_recommend_compares_the_engine_with_exact_retrieval() -> None:
+    out = run("bench_recommend.py", "--items", "3000", "--users", "8", "--dim", "32")
+    rows = {
+        name: line.split()
+        for line in out.splitlines()
+        for name in ("engine, LanceDB index", "engine", "exact (numpy)")
+        if line.strip().startswith(name + " ") and not line.strip().startswith(name + ",")
+    }
+    assert set(rows) == {"engine", "engine, LanceDB index", "exact (numpy)"}, out
+    assert float(rows["exact (numpy)"][-1]) == 1.0  # the reference against itself
+    assert float(rows["engine"][-1]) >= 0.8, out  # recall@10 of the engine's answer
