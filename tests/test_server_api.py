@@ -619,3 +619,27 @@ def test_serve_with_a_bad_config_exits_2_naming_the_problem(tmp_path: Path) -> N
         timeout=120,
     )
     assert negative.returncode == 2 and "--max-batch" in negative.stderr
+
+
+def test_ids_with_slashes_and_odd_characters_work_in_every_path(tmp_path: Path, media: tuple[Path, Any]) -> None:
+    from urllib.parse import quote
+
+    odd = ["films/2024/dune", "a b?c#d", "caf\u00e9/\u00fcber"]
+    items = [{"id": item_id, "fields": {"title": f"rocket orbit planet {n}"}} for n, item_id in enumerate(odd)]
+    items.append({"id": "x/similar-not", "fields": {"title": "rocket orbit"}})
+    with make_client(tmp_path / "db", media[0]) as client:
+        assert client.post("/items", json={"items": items}).json()["stored"] == 4
+        user = "team/ana"
+        client.post("/events", json={"events": [{"user": user, "item": odd[0]}]})
+        for item_id in odd:
+            for path in (quote(item_id, safe=""), quote(item_id, safe="/")):  # %2F or a real slash
+                assert client.get(f"/items/{path}").json()["id"] == item_id
+                similar = client.get(f"/items/{path}/similar", params={"k": 3}).json()
+                assert similar["item"] == item_id and item_id not in {r["item"] for r in similar["results"]}
+        for path in (quote(user, safe=""), user):
+            assert client.get(f"/users/{path}/events").json()["total"] == 1
+            recommended = client.get(f"/users/{path}/recommendations", params={"k": 2}).json()
+            assert recommended["user"] == user and recommended["known_user"] is True
+        assert client.delete(f"/items/{quote(odd[0], safe='')}").json()["deleted"] == odd[0]
+        assert client.get(f"/items/{odd[0]}").status_code == 404
+        assert client.get("/items/x/similar-not").json()["id"] == "x/similar-not"

@@ -1,4 +1,8 @@
-"""``/items``: batch upsert, look-up, delete, similar items and item images."""
+"""``/items``: batch upsert, look-up, delete, similar items and item images.
+
+Item ids may contain ``/`` (sent as is or as ``%2F``): the id is a ``path`` parameter, and the
+routes with a suffix (``/similar``, ``/media/{field}``) are matched before the bare one. So
+an id that itself ends in ``/similar`` cannot be looked up by ``GET /items/{id}``."""
 
 from __future__ import annotations
 
@@ -43,24 +47,7 @@ def upsert_items(body: ItemsIn, state: State) -> IngestOut:
     return IngestOut(stored=report.stored, unchanged=report.unchanged, pending=report.pending, failures=report.failures)
 
 
-@router.get("/items/{item_id}", response_model=ItemOut, summary="An item's metadata and which fields have vectors")
-def get_item(item_id: str, state: State) -> ItemOut:
-    info = item_info(state.engine, item_id, state.media)
-    if info is None:
-        raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
-    return info
-
-
-@router.delete("/items/{item_id}", response_model=DeletedOut, summary="Delete an item (its events stay)")
-def remove_item(item_id: str, state: State) -> DeletedOut:
-    with state.writes.lock:
-        removed = delete_item(state.engine, item_id)
-    if removed == 0:
-        raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
-    return DeletedOut(deleted=item_id, records=removed)
-
-
-@router.get("/items/{item_id}/similar", response_model=SimilarOut, summary="Items nearest an item")
+@router.get("/items/{item_id:path}/similar", response_model=SimilarOut, summary="Items nearest an item")
 def similar_items(
     item_id: str,
     state: State,
@@ -77,7 +64,7 @@ def similar_items(
 
 
 @router.get(
-    "/items/{item_id}/media/{field}",
+    "/items/{item_id:path}/media/{field}",
     response_class=FileResponse,
     summary="An item's image",
     responses={200: {"content": {"image/*": {}}}, 404: {"description": "no servable image"}},
@@ -98,3 +85,20 @@ def item_media(item_id: str, field: str, state: State) -> FileResponse:
         )
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "max-age=300"})
+
+
+@router.get("/items/{item_id:path}", response_model=ItemOut, summary="An item's metadata and which fields have vectors")
+def get_item(item_id: str, state: State) -> ItemOut:
+    info = item_info(state.engine, item_id, state.media)
+    if info is None:
+        raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
+    return info
+
+
+@router.delete("/items/{item_id:path}", response_model=DeletedOut, summary="Delete an item (its events stay)")
+def remove_item(item_id: str, state: State) -> DeletedOut:
+    with state.writes.lock:
+        removed = delete_item(state.engine, item_id)
+    if removed == 0:
+        raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
+    return DeletedOut(deleted=item_id, records=removed)

@@ -53,7 +53,7 @@ def list_users(
     return UsersOut(users=users[offset : offset + limit], total=len(users), offset=offset, limit=limit)
 
 
-@router.get("/users/{user_id}/events", response_model=UserEventsOut, summary="A user's events, oldest first")
+@router.get("/users/{user_id:path}/events", response_model=UserEventsOut, summary="A user's events, oldest first")
 def user_events(
     user_id: str,
     state: State,
@@ -73,7 +73,9 @@ def user_events(
     return out
 
 
-@router.get("/users/{user_id}/recommendations", response_model=RecommendationsOut, summary="Top-k items for a user")
+@router.get(
+    "/users/{user_id:path}/recommendations", response_model=RecommendationsOut, summary="Top-k items for a user"
+)
 def recommend(
     user_id: str,
     state: State,
