@@ -150,3 +150,20 @@ def test_named_contract_suites_exist() -> None:
     for module_name, attribute in references:
         module = importlib.import_module(f"polyrec.contracts.testing.{module_name}")
         assert hasattr(module, attribute), f"polyrec.contracts.testing.{module_name}.{attribute}"
+
+
+@pytest.mark.slow
+def test_demo_script_runs_end_to_end(tmp_path: Path) -> None:
+    """`sh examples/demo/run.sh`, which the README points to, on a copy of examples/demo."""
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    for name in (*DEMO_FILES, "run.sh"):
+        (demo / name).write_bytes((ROOT / DEMO / name).read_bytes())
+    env = {key: value for key, value in os.environ.items() if not key.startswith("POLYREC_")}
+    env["POLYREC"] = str(POLYREC_SCRIPT)
+    result = subprocess.run(["sh", str(demo / "run.sh")], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    out = result.stdout
+    assert out.count("\n== ") == 10, out  # every step ran
+    assert "stored 36 items" in out and "36 unchanged" in out, out  # the second ingest encodes nothing
+    assert "because:" in out and "fallback" in out.lower(), out
