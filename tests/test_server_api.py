@@ -643,3 +643,16 @@ def test_ids_with_slashes_and_odd_characters_work_in_every_path(tmp_path: Path, 
         assert client.delete(f"/items/{quote(odd[0], safe='')}").json()["deleted"] == odd[0]
         assert client.get(f"/items/{odd[0]}").status_code == 404
         assert client.get("/items/x/similar-not").json()["id"] == "x/similar-not"
+
+
+def test_startup_builds_the_stores_search_structures_before_the_first_request(
+    tmp_path: Path, media: tuple[Path, Any]
+) -> None:
+    items = [{"id": f"i{n}", "fields": {"title": f"rocket orbit planet {n}"}} for n in range(5)]
+    with make_client(tmp_path / "db", media[0]) as client:
+        client.post("/items", json={"items": items})
+    app = create_app(server_config(tmp_path / "db"), limits=ServerLimits(media_dirs=(media[0],)))
+    collection = app.state.polyrec.engine.assembly.layout.items()
+    assert collection._memory is None  # nothing searched yet
+    with TestClient(app):  # startup
+        assert collection._memory is not None and len(collection._memory) == 5

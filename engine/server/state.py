@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 from fastapi import Depends, Request
 
 from polyrec.contracts import PolyrecError
@@ -63,7 +64,11 @@ class ServerState:
             assembly = self.engine.assembly
             assembly.store.events()
             try:
-                assembly.layout.items()
+                items = assembly.layout.items()
+                if items.count():  # search once: the store builds its search structures now, not
+                    probe = np.zeros(items.dim, np.float32)  # in the first request (e.g. lancedb's
+                    probe[0] = 1.0  # in-memory index: seconds at 100k items, a minute at 1M)
+                    items.search(probe, 1)
                 for encoder in assembly.encoders.values():
                     if encoder.usable:
                         assembly.layout.field(encoder)
