@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from polyrec.contracts import Collection, Hit, VectorRecord, matches
+from polyrec.contracts import Collection, Hit, StoreError, VectorRecord, matches
 from polyrec.plugins.lancedb_filters import NO_MATCH, metadata_column, sql_string, value_kind, where_clause
 from polyrec.plugins.lancedb_runtime import COMPACT_EVERY, KEEP_VERSIONS, compact_if_fragmented, run
 from polyrec.plugins.memory_ann import MemoryANN
@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 VECTOR_INDEX = "vector_idx"
 _INDEX_KEY = "polyrec.index"
 _IN_CHUNK = 1000  # ids per ``id IN (...)`` clause
+_COMMIT_ATTEMPTS = 6  # a write that keeps losing commit races to other writers fails after this many
+
+
+def _is_commit_conflict(error: Exception) -> bool:
+    return "commit conflict" in str(error).lower()
 
 
 def auto_num_partitions(rows: int) -> int:
@@ -157,12 +162,31 @@ class LanceCollection(Collection):
             if memory is not None:
                 in_sync = self._do(self._table.version(), "reading the table version") == self._memory_version
             self._memory = None  # also when the write fails half-way
-            result = self._do(writing(), what)
-            if memory is not None and in_sync and mirror is not None:
+            result, conflicted = self._commit(writing, what)
+            if memory is not None and in_sync and not conflicted and mirror is not None:
                 mirror(memory)
                 self._memory_version = self._do(self._table.version(), "reading the table version")
                 self._memory = memory
             return result
+
+    def _commit(self, writing: Callable[[], Coroutine[Any, Any, T]], what: str) -> tuple[T, bool]:
+        """Run a write; if another writer's commit beat it (Lance's retryable conflict), move to
+        the latest version and run it again (writes here are idempotent: merge by id, delete
+        by id, index builds). Returns the result and whether it ever conflicted."""
+        for attempt in range(_COMMIT_ATTEMPTS):
+            try:
+                return self._do(writing(), what), attempt > 0
+            except StoreError as exc:
+                if attempt == _COMMIT_ATTEMPTS - 1 or not _is_commit_conflict(exc):
+                    raise
+                log.info("collection %r: %s conflicted with another writer; retrying", self.name, what)
+                time.sleep(0.02 * 2**attempt)
+                self._do(self._refresh(), "reading the latest version")
+        raise AssertionError("unreachable")
+
+    async def _refresh(self) -> None:
+        await self._table.checkout_latest()
+        self._columns = set((await self._table.schema()).names)
 
     async def _upsert(
         self, ids: list[str], vectors: np.ndarray, metadata: list[dict[str, Any]], metadata_json: list[str]

@@ -45,7 +45,9 @@ this store's own writes, and rebuilt from the table when the table's version mov
 it (another process wrote) or the rows outgrow it. Filtered searches stay with LanceDB.
 
 A store object keeps one handle per table; it sees other processes' writes within
-``read_consistency_s`` seconds.
+``read_consistency_s`` seconds. Several processes may write one collection: a write whose
+commit loses a race to another writer's is run again on the latest version (upserts merge
+by id, deletes are by id, so a retry changes nothing else).
 
 Modules: this one (config, store, layout), :mod:`~polyrec.plugins.lancedb_collection`
 (collections, the index), :mod:`~polyrec.plugins.lancedb_events` (the event log),

@@ -550,3 +550,37 @@ def test_separate_stores_create_the_same_tables_at_once(tmp_path: Path) -> None:
     items.upsert([VectorRecord(id="a", vector=np.ones(dim, dtype=np.float32), metadata={"genre": "x"})])
     assert items.count() == 1 and reopened.events().count() == 0
     reopened.close()
+
+
+def test_separate_stores_writing_one_collection_at_once_lose_nothing(tmp_path: Path) -> None:
+    """Two store objects stand in for two processes: their commits race (new metadata columns,
+    merges, deletes); a write that loses the race is retried on the latest version."""
+    writers, batches, dim = 4, 6, 4
+    stores = [LanceDBStore(uri=tmp_path / "data") for _ in range(writers)]
+    collections = [store.open("items", dim=dim, provenance={}) for store in stores]
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(writers, batches, 5, dim)).astype(np.float32)
+
+    def write(writer: int) -> None:
+        for batch in range(batches):
+            collections[writer].upsert(
+                [
+                    VectorRecord(
+                        id=f"w{writer}-{batch}-{row}",
+                        vector=vectors[writer, batch, row],
+                        metadata={f"key_{writer}_{batch}": row, "writer": writer},
+                    )
+                    for row in range(5)
+                ]
+            )
+        collections[writer].delete([f"w{writer}-0-0"])
+
+    _in_threads(writers, write)
+    reader = LanceDBStore(uri=tmp_path / "data").open("items", dim=dim, provenance={})
+    assert reader.count() == writers * (batches * 5 - 1)
+    [record] = reader.get(["w2-3-4"])
+    assert record.metadata == {"key_2_3": 4, "writer": 2}
+    np.testing.assert_array_equal(record.vector, vectors[2, 3, 4])
+    assert {hit.id for hit in reader.search(vectors[1, 5, 2], 1, filter={"key_1_5": 2})} == {"w1-5-2"}
+    for store in stores:
+        store.close()
