@@ -165,8 +165,11 @@ class LanceCollection(Collection):
             result, conflicted = self._commit(writing, what)
             if memory is not None and in_sync and not conflicted and mirror is not None:
                 mirror(memory)
-                self._memory_version = self._do(self._table.version(), "reading the table version")
-                self._memory = memory
+                # another process's commit may have been merged with ours without a conflict:
+                # a row count that differs gives its inserts and deletes away (not its updates)
+                if self._do(self._table.count_rows(), "count") == len(memory):
+                    self._memory_version = self._do(self._table.version(), "reading the table version")
+                    self._memory = memory
             return result
 
     def _commit(self, writing: Callable[[], Coroutine[Any, Any, T]], what: str) -> tuple[T, bool]:

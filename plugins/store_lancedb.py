@@ -43,6 +43,9 @@ machine; the copy answers a top-10 over 100k x 384 rows in about 2 ms with exact
 the first unfiltered search, kept up by
 this store's own writes, and rebuilt from the table when the table's version moves under
 it (another process wrote) or the rows outgrow it. Filtered searches stay with LanceDB.
+One gap: when another process's commit lands between this store's version check and its
+own write and Lance merges the two without a conflict, inserts and deletes are caught (the
+row counts differ) but an update of existing rows is missed until the next rebuild.
 
 A store object keeps one handle per table; it sees other processes' writes within
 ``read_consistency_s`` seconds. Several processes may write one collection: a write whose

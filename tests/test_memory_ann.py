@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -201,3 +202,27 @@ def test_an_explicit_create_index_makes_the_memory_index_ivf_too(tmp_path: Path)
     assert items.create_index()
     assert items.search(vectors[2], 1)[0].id == "i2"
     assert items._memory is not None and items._memory.partitions == 8
+
+
+def test_a_foreign_commit_merged_into_our_write_is_not_missed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer commits after this store checked the version and before its own commit,
+    and Lance merges the two without a conflict: the in-memory index must not stay behind."""
+    from polyrec.plugins.lancedb_collection import LanceCollection
+
+    vectors = unit_vectors(80, seed=10)
+    mine = LanceDBStore(uri=tmp_path, read_consistency_s=3600).open("items", dim=DIM, provenance={})
+    mine.upsert(records(vectors[:50]))
+    assert mine.search(vectors[0], 1)[0].id == "i0"  # the in-memory index is built
+    other = LanceDBStore(uri=tmp_path).open("items", dim=DIM, provenance={})
+    commit = LanceCollection._commit
+
+    def racing(self: LanceCollection, writing: Any, what: str) -> Any:
+        if self is mine:
+            other.upsert(records(vectors[50:60], start=50))
+        return commit(self, writing, what)
+
+    monkeypatch.setattr(LanceCollection, "_commit", racing)
+    mine.upsert(records(vectors[60:61], start=60))
+    assert mine.count() == 61
+    assert mine.search(vectors[55], 1)[0].id == "i55"
+    assert mine.search(vectors[60], 1)[0].id == "i60"
