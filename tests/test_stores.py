@@ -389,6 +389,32 @@ def test_event_log_with_a_user_index(tmp_path: Path) -> None:
     store.close()
 
 
+def test_the_user_index_keeps_up_with_appends(tmp_path: Path) -> None:
+    """Rows appended after the user index was built are folded into it (else every read(user)
+    scans them), also by a log opened later on the same directory."""
+    import lancedb
+
+    from polyrec.contracts import Event
+
+    def unindexed() -> int:
+        stats = lancedb.connect(str(tmp_path)).open_table("events").index_stats("user_idx")
+        return 10**9 if stats is None else stats.num_unindexed_rows  # no index: nothing is indexed
+
+    events = [Event(user=f"u{i % 7}", item=f"i{i}", timestamp=float(i)) for i in range(1_000)]
+    store = LanceDBStore(uri=tmp_path, index_threshold=100, reindex_fraction=0.5)
+    for start in range(0, 500, 50):
+        store.events().append(events[start : start + 50])
+        if start + 50 >= 100:  # the index exists from the threshold on
+            assert unindexed() <= 0.5 * (start + 50)
+    store.close()
+    reopened = LanceDBStore(uri=tmp_path, index_threshold=100, reindex_fraction=0.5)
+    for start in range(500, 1_000, 100):
+        reopened.events().append(events[start : start + 100])
+        assert unindexed() <= 0.5 * (start + 100)
+    assert reopened.events().read("u3") == [event for event in events if event.user == "u3"]
+    reopened.close()
+
+
 STORES: dict[str, Callable[[Path], VectorStore]] = {
     "memory": lambda path: MemoryStore(),
     "lancedb": lambda path: LanceDBStore(uri=path),
