@@ -8,18 +8,15 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from tiny_components import LastItemScorer, SumFusion
 
 from polyrec.contracts import (
     Collection,
     DuplicateComponentError,
     Encoder,
     EventLog,
-    Fusion,
-    History,
     PluginError,
     PluginLoadError,
-    Scored,
-    Scorer,
     UnknownComponentError,
     VectorStore,
     hookimpl,
@@ -46,29 +43,6 @@ class LengthEncoder(Encoder):
 
 class OtherLengthEncoder(LengthEncoder):
     """Same registry name as LengthEncoder, from another plugin."""
-
-
-class SumFusion(Fusion):
-    name: ClassVar[str] = "sum"
-
-    @property
-    def dim(self) -> int:
-        return max(self.field_dims.values())
-
-    def fuse(self, fields: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray]) -> np.ndarray:
-        total = np.zeros((len(next(iter(fields.values()))), self.dim), dtype=np.float32)
-        for name, vectors in fields.items():
-            total[present[name], : vectors.shape[1]] += vectors[present[name]]
-        return total
-
-
-class LastItemScorer(Scorer):
-    name: ClassVar[str] = "last-item"
-
-    def score(self, history: History, candidate_ids: Sequence[str], candidates: np.ndarray) -> Scored:
-        weights = np.zeros((len(candidate_ids), len(history)), dtype=np.float32)
-        weights[:, -1] = 1.0
-        return Scored(candidates @ history.vectors[-1], weights)
 
 
 class NullStore(VectorStore):
