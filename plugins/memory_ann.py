@@ -11,7 +11,8 @@ may be stale.
 Below ``exact_below`` rows the index is exact (a flat inner-product scan); from there on it
 is IVF-flat: about sqrt(rows) k-means partitions (trained on a seeded sample), of which a
 search probes as many as the caller asks. Memory: ``dim * 4`` bytes per row plus ids and
-metadata.
+metadata; a deleted or replaced row leaves an empty slot in the id table until the next
+rebuild.
 
 Thread safety: one lock per index; faiss's own threads are left to its defaults.
 """
@@ -19,7 +20,7 @@ Thread safety: one lock per index; faiss's own threads are left to its defaults.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,7 @@ class MemoryANN:
         dim: int,
         *,
         exact_below: int,
-        partitions: Any,
+        partitions: Callable[[int], int],
         retrain_growth: float,
         seed: int = 0,
     ) -> None:
