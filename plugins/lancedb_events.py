@@ -15,7 +15,7 @@ import numpy as np
 
 from polyrec.contracts import Event, EventLog
 from polyrec.plugins.lancedb_filters import sql_string
-from polyrec.plugins.lancedb_runtime import COMPACT_EVERY, KEEP_VERSIONS, compact_if_fragmented, run
+from polyrec.plugins.lancedb_runtime import COMPACT_EVERY, compact_if_fragmented, fold_new_rows, run
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -37,13 +37,6 @@ class LanceEventLog(EventLog):
         self._next_seq = self._do(self._table.count_rows(), "count")
         indices = self._do(self._table.list_indices(), "listing indices")
         self._user_indexed = any(index.columns == ["user"] for index in indices)
-        # rows this log appended since the user index last covered the table: folded in past
-        # reindex_fraction of the indexed ones, else read(user) scans them (150 ms at 900k)
-        self._indexed_rows, self._unindexed_rows = self._next_seq, 0
-        if self._user_indexed:
-            stats = self._do(self._table.index_stats(USER_INDEX), "reading index statistics")
-            if stats is not None:
-                self._indexed_rows, self._unindexed_rows = stats.num_indexed_rows, stats.num_unindexed_rows
         self._writes = 0
         self._writing = threading.Lock()  # appends take consecutive ``seq`` numbers
 
@@ -83,16 +76,15 @@ class LanceEventLog(EventLog):
 
         await self._table.add(data)
         self._writes += 1
-        self._unindexed_rows += data.num_rows
         config = self._store.config
-        if not self._user_indexed and self._next_seq + data.num_rows >= config.index_threshold:
+        if self._user_indexed:
+            if await fold_new_rows(self._table, USER_INDEX, config.reindex_fraction):
+                return  # optimize compacted too
+        elif self._next_seq + data.num_rows >= config.index_threshold:
             await self._table.create_index("user", config=BTree(), replace=True, name=USER_INDEX)
             self._user_indexed = True
-            self._indexed_rows, self._unindexed_rows = self._next_seq + data.num_rows, 0
-        elif self._user_indexed and self._unindexed_rows > config.reindex_fraction * self._indexed_rows:
-            await self._table.optimize(cleanup_older_than=KEEP_VERSIONS)  # also updates the index
-            self._indexed_rows, self._unindexed_rows = self._indexed_rows + self._unindexed_rows, 0
-        elif self._writes % COMPACT_EVERY == 0:
+            return
+        if self._writes % COMPACT_EVERY == 0:
             await compact_if_fragmented(self._table)
 
     def read(self, user: str | None = None) -> list[Event]:

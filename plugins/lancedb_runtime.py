@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from polyrec.contracts import PolyrecError, StoreError
 
-__all__ = ["run", "compact_if_fragmented", "COMPACT_EVERY", "KEEP_VERSIONS"]
+__all__ = ["run", "compact_if_fragmented", "fold_new_rows", "COMPACT_EVERY", "KEEP_VERSIONS"]
 
 T = TypeVar("T")
 
@@ -52,3 +52,13 @@ async def compact_if_fragmented(table: Any) -> None:
     stats = await table.stats()
     if stats["fragment_stats"]["num_small_fragments"] > _SMALL_FRAGMENTS:
         await table.optimize(cleanup_older_than=KEEP_VERSIONS)
+
+
+async def fold_new_rows(table: Any, index: str, fraction: float) -> bool:
+    """Fold the rows added since ``index`` was last updated into it (``optimize``) once they
+    pass ``fraction`` of the indexed ones; until then queries scan them. True if it did."""
+    stats = await table.index_stats(index)
+    if stats is None or stats.num_unindexed_rows <= fraction * stats.num_indexed_rows:
+        return False
+    await table.optimize(cleanup_older_than=KEEP_VERSIONS)
+    return True
