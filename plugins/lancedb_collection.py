@@ -18,7 +18,7 @@ import numpy as np
 
 from polyrec.contracts import Collection, Hit, StoreError, VectorRecord, matches
 from polyrec.plugins.lancedb_filters import NO_MATCH, metadata_column, sql_string, value_kind, where_clause
-from polyrec.plugins.lancedb_runtime import COMPACT_EVERY, KEEP_VERSIONS, compact_if_fragmented, run
+from polyrec.plugins.lancedb_runtime import COMPACT_EVERY, KEEP_VERSIONS, compact_if_fragmented, fold_new_rows, run
 from polyrec.plugins.memory_ann import MemoryANN
 from polyrec.plugins.store_memory import validate_query, validate_records
 
@@ -242,9 +242,7 @@ class LanceCollection(Collection):
         if rows >= self._config.retrain_growth * self._index.trained_rows:
             await self._build_index(rows)
             return
-        stats = await self._table.index_stats(VECTOR_INDEX)
-        if stats is not None and stats.num_unindexed_rows > self._config.reindex_fraction * stats.num_indexed_rows:
-            await self._table.optimize(cleanup_older_than=KEEP_VERSIONS)
+        if await fold_new_rows(self._table, VECTOR_INDEX, self._config.reindex_fraction):
             return
         if self._writes % COMPACT_EVERY == 0:
             await compact_if_fragmented(self._table)
@@ -253,8 +251,7 @@ class LanceCollection(Collection):
         from lancedb.index import BTree, IvfFlat, IvfPq, IvfSq
 
         await self._table.optimize(cleanup_older_than=KEEP_VERSIONS)
-        partitions = self._config.num_partitions or auto_num_partitions(rows)
-        partitions = max(1, min(partitions, rows))
+        partitions = max(1, min(self._partitions_for(rows), rows))
         if self._config.index_type == "IVF_PQ":
             config: Any = IvfPq(distance_type="dot", num_partitions=partitions, num_sub_vectors=_sub_vectors(self.dim))
         elif self._config.index_type == "IVF_FLAT":
@@ -266,6 +263,9 @@ class LanceCollection(Collection):
         state = json.dumps({"trained_rows": rows, "partitions": partitions})
         await self._table.update_field_metadata({"path": "vector", "metadata": {_INDEX_KEY: state}})
         self._index = _IndexState(rows, partitions)
+
+    def _partitions_for(self, rows: int) -> int:
+        return self._config.num_partitions or auto_num_partitions(rows)
 
     def create_index(self) -> bool:
         """Build (or rebuild) the ANN index now; False for an empty collection."""
@@ -347,23 +347,26 @@ class LanceCollection(Collection):
         memory = self._synced_memory()
         return memory.search(query, k, auto_nprobes(memory.partitions, k, self._config.nprobes))
 
+    def _is_current(self, memory: MemoryANN, version: int | None) -> bool:
+        return not memory.needs_rebuild and version == self._memory_version
+
     def _synced_memory(self) -> MemoryANN:
         """The in-memory index, (re)built from the table if it is missing, outgrown, or behind
         the table's version (another process wrote; seen within ``read_consistency_s``)."""
         memory = self._memory
-        if memory is not None and not memory.needs_rebuild and self._memory_version == self._version_now():
+        if memory is not None and self._is_current(memory, self._version_now()):
             return memory
         with self._writing:  # none of our writes between the scan and the version it is tagged with
             version = self._do(self._table.version(), "reading the table version")
             memory = self._memory  # another thread may have just built it
-            if memory is not None and not memory.needs_rebuild and version == self._memory_version:
+            if memory is not None and self._is_current(memory, version):
                 return memory
             table = self._do(self._table.query().select(["id", "vector", "metadata"]).to_arrow(), "loading vectors")
             memory = MemoryANN(
                 self.dim,
                 # exact while LanceDB scans exactly too; IVF once it has an index (also an explicit one)
                 exact_below=self._config.index_threshold if self._index is None else 1,
-                partitions=lambda rows: self._config.num_partitions or auto_num_partitions(rows),
+                partitions=self._partitions_for,
                 retrain_growth=self._config.retrain_growth,
             )
             memory.rebuild(
