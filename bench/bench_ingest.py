@@ -135,7 +135,7 @@ def _timed_cli_ingest(config: Path, items: Path, chunk_size: int) -> tuple[dict[
 
 
 def _forget_loaded_models() -> Any:
-    from polyrec.plugins import text_sentence_transformers as text_plugin
+    from polyrec.plugins.encoders import text_sentence_transformers as text_plugin
 
     text_plugin._models.clear()  # the plugin shares loaded models process-wide
     return text_plugin

@@ -29,8 +29,8 @@ from collections.abc import Callable
 import numpy as np
 
 from polyrec.contracts import History, TrainingData
-from polyrec.plugins.scorer_dot import DotScorer
-from polyrec.plugins.scorer_self_attention import SelfAttentionScorer
+from polyrec.plugins.scorers.dot import DotScorer
+from polyrec.plugins.scorers.self_attention import SelfAttentionScorer
 
 
 def synthetic_log(items: int, users: int, length: int, dim: int, seed: int = 0) -> TrainingData:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from polyrec.contracts import VectorRecord
-from polyrec.plugins.store_lancedb import LanceDBStore
+from polyrec.plugins.stores.lancedb import LanceDBStore
 
 GENRES = 20  # a filter on one genre keeps ~5% of the rows: searched through the index
 TAGS = 200  # a filter on one tag keeps ~0.5%: few enough rows to rank exactly

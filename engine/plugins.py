@@ -35,21 +35,40 @@ ENTRY_POINT_GROUP = "polyrec"
 
 #: Built-in plugins, loaded by name exactly like entry points.
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "polyrec.plugins.store_memory",
-    "polyrec.plugins.store_lancedb",
-    "polyrec.plugins.text_sentence_transformers",
-    "polyrec.plugins.image_open_clip",
-    "polyrec.plugins.audio_librosa",
-    "polyrec.plugins.behavior",
-    "polyrec.plugins.fusion_concat",
-    "polyrec.plugins.fusion_mean",
-    "polyrec.plugins.fusion_gated",
-    "polyrec.plugins.fusion_autoencoder",
-    "polyrec.plugins.scorer_dot",
-    "polyrec.plugins.scorer_target_attention",
-    "polyrec.plugins.scorer_self_attention",
-    "polyrec.plugins.scorer_mlp",
+    "polyrec.plugins.stores.memory",
+    "polyrec.plugins.stores.lancedb",
+    "polyrec.plugins.encoders.text_sentence_transformers",
+    "polyrec.plugins.encoders.image_open_clip",
+    "polyrec.plugins.encoders.audio_librosa",
+    "polyrec.plugins.encoders.behavior",
+    "polyrec.plugins.fusions.concat",
+    "polyrec.plugins.fusions.mean",
+    "polyrec.plugins.fusions.gated",
+    "polyrec.plugins.fusions.autoencoder",
+    "polyrec.plugins.scorers.dot",
+    "polyrec.plugins.scorers.target_attention",
+    "polyrec.plugins.scorers.self_attention",
+    "polyrec.plugins.scorers.mlp",
 )
+
+#: Module names of the built-ins before plugins/ was grouped by kind (0.1): still accepted by
+#: ``POLYREC_DISABLE_PLUGINS`` and ``disabled=`` for one release.
+LEGACY_BUILTIN_NAMES: dict[str, str] = {
+    "store_memory": "polyrec.plugins.stores.memory",
+    "store_lancedb": "polyrec.plugins.stores.lancedb",
+    "text_sentence_transformers": "polyrec.plugins.encoders.text_sentence_transformers",
+    "image_open_clip": "polyrec.plugins.encoders.image_open_clip",
+    "audio_librosa": "polyrec.plugins.encoders.audio_librosa",
+    "behavior": "polyrec.plugins.encoders.behavior",
+    "fusion_concat": "polyrec.plugins.fusions.concat",
+    "fusion_mean": "polyrec.plugins.fusions.mean",
+    "fusion_gated": "polyrec.plugins.fusions.gated",
+    "fusion_autoencoder": "polyrec.plugins.fusions.autoencoder",
+    "scorer_dot": "polyrec.plugins.scorers.dot",
+    "scorer_target_attention": "polyrec.plugins.scorers.target_attention",
+    "scorer_self_attention": "polyrec.plugins.scorers.self_attention",
+    "scorer_mlp": "polyrec.plugins.scorers.mlp",
+}
 
 
 class PluginLoadWarning(UserWarning):
@@ -103,6 +122,15 @@ def _disabled_from_env() -> set[str]:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+def _builtin_names(module_name: str) -> set[str]:
+    """Every name that disables a built-in: its module path, the path's last part, its legacy names."""
+    names = {module_name, module_name.rsplit(".", 1)[-1]}
+    for old, new in LEGACY_BUILTIN_NAMES.items():
+        if new == module_name:
+            names |= {old, f"polyrec.plugins.{old}"}
+    return names
+
+
 def polyrec_version() -> str:
     """The installed polyrec version (``0+unknown`` when running from an uninstalled tree)."""
     try:
@@ -133,7 +161,7 @@ def build_plugin_manager(
     pm = PolyrecPluginManager(strict=strict)
     own_version = polyrec_version()
     for module_name in builtins:
-        if module_name in skip or module_name.rsplit(".", 1)[-1] in skip:
+        if _builtin_names(module_name) & skip:
             continue
         try:
             pm.register_plugin(importlib.import_module(module_name), module_name, "polyrec", own_version)

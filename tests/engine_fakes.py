@@ -86,16 +86,16 @@ def register_encoders(register: Any) -> None:
 
 
 BUILTINS_USED = (
-    "polyrec.plugins.behavior",
-    "polyrec.plugins.text_sentence_transformers",
-    "polyrec.plugins.store_memory",
-    "polyrec.plugins.store_lancedb",
-    "polyrec.plugins.fusion_concat",
-    "polyrec.plugins.fusion_mean",
-    "polyrec.plugins.fusion_gated",
-    "polyrec.plugins.scorer_dot",
-    "polyrec.plugins.scorer_target_attention",
-    "polyrec.plugins.scorer_mlp",
+    "polyrec.plugins.encoders.behavior",
+    "polyrec.plugins.encoders.text_sentence_transformers",
+    "polyrec.plugins.stores.memory",
+    "polyrec.plugins.stores.lancedb",
+    "polyrec.plugins.fusions.concat",
+    "polyrec.plugins.fusions.mean",
+    "polyrec.plugins.fusions.gated",
+    "polyrec.plugins.scorers.dot",
+    "polyrec.plugins.scorers.target_attention",
+    "polyrec.plugins.scorers.mlp",
 )
 
 

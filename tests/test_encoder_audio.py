@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from polyrec.contracts import AudioClip
 from polyrec.contracts.testing.encoders import EncoderContract, encode_with_failures
-from polyrec.plugins.audio_librosa import LibrosaAudioEncoder, LibrosaConfig
+from polyrec.plugins.encoders.audio_librosa import LibrosaAudioEncoder, LibrosaConfig
 
 soundfile = pytest.importorskip("soundfile")
 pytest.importorskip("librosa")
@@ -268,7 +268,7 @@ def test_fingerprint_names_features_and_librosa_version(encoder: LibrosaAudioEnc
 
 
 def test_importing_the_plugin_does_not_import_librosa() -> None:
-    code = "import sys, polyrec.plugins.audio_librosa; print('librosa' in sys.modules, 'soundfile' in sys.modules)"
+    code = "import sys, polyrec.plugins.encoders.audio_librosa; print('librosa' in sys.modules, 'soundfile' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
 
@@ -277,7 +277,7 @@ def test_registered_under_its_name() -> None:
     from polyrec.engine.plugins import build_plugin_manager
     from polyrec.engine.registry import Registry
 
-    pm = build_plugin_manager(builtins=["polyrec.plugins.audio_librosa"], load_entry_points=False, strict=True)
+    pm = build_plugin_manager(builtins=["polyrec.plugins.encoders.audio_librosa"], load_entry_points=False, strict=True)
     entry = Registry.from_plugin_manager(pm).entry("encoder", "librosa")
     assert entry.component is LibrosaAudioEncoder and entry.modality == "audio"
 

@@ -11,7 +11,7 @@ import pytest
 
 from polyrec.contracts import Event, NotFittedError, ProvenanceMismatchError
 from polyrec.contracts.testing.encoders import EncoderContract
-from polyrec.plugins.behavior import BehaviorEncoder
+from polyrec.plugins.encoders.behavior import BehaviorEncoder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ML100K = DATA / "ml-100k" / "ml-100k.inter"
@@ -229,7 +229,7 @@ def test_prepare_rejects_non_ids(fitted: BehaviorEncoder, value: object) -> None
 
 
 def test_importing_the_plugin_does_not_import_scipy() -> None:
-    code = "import sys, polyrec.plugins.behavior; print('scipy' in sys.modules)"
+    code = "import sys, polyrec.plugins.encoders.behavior; print('scipy' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -238,7 +238,7 @@ def test_registered_under_its_name() -> None:
     from polyrec.engine.plugins import build_plugin_manager
     from polyrec.engine.registry import Registry
 
-    pm = build_plugin_manager(builtins=["polyrec.plugins.behavior"], load_entry_points=False, strict=True)
+    pm = build_plugin_manager(builtins=["polyrec.plugins.encoders.behavior"], load_entry_points=False, strict=True)
     entry = Registry.from_plugin_manager(pm).entry("encoder", "behavior")
     assert entry.component is BehaviorEncoder
     assert BehaviorEncoder.reads_item_id and BehaviorEncoder.trainable

@@ -29,8 +29,8 @@ torch = pytest.importorskip("torch")
 skimage_data = pytest.importorskip("skimage.data")
 from PIL import Image  # noqa: E402 - after the skips
 
-from polyrec.plugins.image_loading import load_image  # noqa: E402
-from polyrec.plugins.image_open_clip import OpenClipEncoder  # noqa: E402
+from polyrec.plugins.encoders.image_loading import load_image  # noqa: E402
+from polyrec.plugins.encoders.image_open_clip import OpenClipEncoder  # noqa: E402
 
 TINY = "polyrec-tiny-vit-test"
 TINY_CONFIG = {
@@ -331,7 +331,7 @@ def test_pretrained_tag_honours_hf_hub_offline(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_registered_through_the_plugin_manager() -> None:
-    pm = build_plugin_manager(builtins=["polyrec.plugins.image_open_clip"], load_entry_points=False)
+    pm = build_plugin_manager(builtins=["polyrec.plugins.encoders.image_open_clip"], load_entry_points=False)
     registry = Registry.from_plugin_manager(pm)
     assert registry.get("encoder", "open-clip") is OpenClipEncoder
     assert registry.entry("encoder", "open-clip").modality == "image"
@@ -339,7 +339,7 @@ def test_registered_through_the_plugin_manager() -> None:
 
 def test_module_import_is_lazy() -> None:
     code = (
-        "import sys, polyrec.plugins.image_open_clip as m; "
+        "import sys, polyrec.plugins.encoders.image_open_clip as m; "
         "m.OpenClipEncoder(); "
         "heavy = {'torch', 'open_clip', 'PIL'} & set(sys.modules); "
         "assert not heavy, heavy"

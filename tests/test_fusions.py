@@ -12,10 +12,10 @@ from polyrec.contracts import ConfigError, Fusion, TrainingData
 from polyrec.contracts.testing.fusions import FusionContract, random_catalog
 from polyrec.engine.plugins import build_plugin_manager
 from polyrec.engine.registry import Registry
-from polyrec.plugins.fusion_autoencoder import AutoencoderFusion
-from polyrec.plugins.fusion_concat import WeightedConcatFusion, normalized_fields
-from polyrec.plugins.fusion_gated import GatedFusion
-from polyrec.plugins.fusion_mean import WeightedMeanFusion, random_projection
+from polyrec.plugins.fusions.autoencoder import AutoencoderFusion
+from polyrec.plugins.fusions.concat import WeightedConcatFusion, normalized_fields
+from polyrec.plugins.fusions.gated import GatedFusion
+from polyrec.plugins.fusions.mean import WeightedMeanFusion, random_projection
 
 DIMS = {"text": 24, "image": 16, "behavior": 8}
 

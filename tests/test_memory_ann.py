@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from polyrec.contracts import VectorRecord
-from polyrec.plugins.memory_ann import MemoryANN
-from polyrec.plugins.store_lancedb import LanceDBStore, auto_num_partitions
+from polyrec.plugins.stores.lancedb.memory_index import MemoryANN
+from polyrec.plugins.stores.lancedb import LanceDBStore, auto_num_partitions
 
 DIM = 16
 
@@ -207,7 +207,7 @@ def test_an_explicit_create_index_makes_the_memory_index_ivf_too(tmp_path: Path)
 def test_a_foreign_commit_merged_into_our_write_is_not_missed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another writer commits after this store checked the version and before its own commit,
     and Lance merges the two without a conflict: the in-memory index must not stay behind."""
-    from polyrec.plugins.lancedb_collection import LanceCollection
+    from polyrec.plugins.stores.lancedb.collection import LanceCollection
 
     vectors = unit_vectors(80, seed=10)
     mine = LanceDBStore(uri=tmp_path, read_consistency_s=3600).open("items", dim=DIM, provenance={})

@@ -171,3 +171,17 @@ def test_each_call_builds_a_fresh_manager(fake_distribution: Callable[..., Path]
     second = build_plugin_manager(builtins=(), load_entry_points=False)
     assert first is not second
     assert first.has_plugin("pm_fresh") and not second.has_plugin("pm_fresh")
+
+
+def test_legacy_builtin_names_still_disable_and_import() -> None:
+    """Module names from before plugins/ was grouped by kind keep working for one release."""
+    pm = build_plugin_manager(load_entry_points=False, disabled=["store_lancedb", "polyrec.plugins.scorer_mlp"])
+    assert "polyrec.plugins.stores.lancedb" not in pm.origins
+    assert "polyrec.plugins.scorers.mlp" not in pm.origins
+    assert "polyrec.plugins.stores.memory" in pm.origins
+    with pytest.warns(DeprecationWarning, match="moved to polyrec.plugins.fusions.concat"):
+        from polyrec.plugins import fusion_concat
+    from polyrec.plugins.fusions.concat import WeightedConcatFusion
+
+    assert fusion_concat.WeightedConcatFusion is WeightedConcatFusion
+    assert WeightedConcatFusion.__module__ == "polyrec.plugins.fusions.concat"

@@ -8,11 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from polyrec.contracts import ConfigError, History, NotFittedError, TrainingData
+from polyrec.contracts import ConfigError, History, NotFittedError, Scorer, TrainingData
+from polyrec.contracts.testing.scorers import ScorerContract
 from polyrec.engine.config import resolve_config
 from polyrec.engine.plugins import build_plugin_manager
 from polyrec.engine.registry import Registry
-from polyrec.plugins.scorer_self_attention import SelfAttentionScorer
+from polyrec.plugins.scorers.self_attention import SelfAttentionScorer
 
 pytest.importorskip("torch")
 
@@ -20,6 +21,32 @@ N_ITEMS = 24
 DIM = 32
 #: small and quick: these sequences are easy
 FAST = {"dim": 32, "layers": 1, "heads": 2, "max_len": 12, "epochs": 25, "patience": 4, "dropout": 0.1, "lr": 3e-3}
+
+
+class TestSelfAttentionContract(ScorerContract):
+    """The shared scorer suite, on a model small enough to fit in a second or two."""
+
+    atol = 1e-4  # torch float32 matmuls: batch vs single-row scoring differ in the last bits
+
+    def make_scorer(self) -> Scorer:
+        return SelfAttentionScorer(**{**FAST, "dim": 16, "epochs": 3, "validation_users": 10})
+
+    def make_other_scorer(self) -> Scorer:
+        return SelfAttentionScorer(**{**FAST, "dim": 16, "epochs": 3, "validation_users": 10, "seed": 1})
+
+
+def test_train_settings_and_model_shape_come_from_the_config_only() -> None:
+    from polyrec.plugins.scorers.self_attention.model import ModelShape, TrainSettings
+
+    scorer = SelfAttentionScorer(lr=7e-4, layers=3, negatives=17)
+    settings, shape = (
+        TrainSettings.from_config(scorer.config),
+        ModelShape.from_config(scorer.config, known_items=5, content_dim=8),
+    )
+    assert (settings.lr, settings.negatives, shape.layers, shape.known_items) == (7e-4, 17, 3, 5)
+    assert TrainSettings.from_config(SelfAttentionScorer().config).lr == SelfAttentionScorer.Config().lr
+    with pytest.raises(TypeError):
+        TrainSettings()  # type: ignore[call-arg]  # no defaults of its own that could drift
 
 
 def cycle_data(seed: int = 0, users: int = 48, vectors: np.ndarray | None = None) -> TrainingData:
@@ -91,7 +118,9 @@ def test_score_matches_score_batch(fitted: SelfAttentionScorer, cycles: Training
         np.testing.assert_allclose(single, batched[row], rtol=1e-4, atol=1e-5)
 
 
-def test_explanation_is_attention_over_the_history(fitted: SelfAttentionScorer, cycles: TrainingData) -> None:
+def test_explanation_is_attention_over_the_history_per_candidate(
+    fitted: SelfAttentionScorer, cycles: TrainingData
+) -> None:
     history = history_of(cycles, [(7 + k) % N_ITEMS for k in range(20)])  # longer than max_len (12)
     candidates = [2, 9, 15]
     scored = fitted.score(history, [cycles.item_ids[i] for i in candidates], cycles.item_vectors[candidates])
@@ -100,7 +129,10 @@ def test_explanation_is_attention_over_the_history(fitted: SelfAttentionScorer, 
     np.testing.assert_allclose(scored.weights.sum(axis=1), 1.0, rtol=1e-5)
     assert (scored.weights >= 0).all()
     assert (scored.weights[:, :8] == 0).all(), "items older than max_len are not read, so carry no weight"
-    assert np.allclose(scored.weights, scored.weights[0])
+    walk = [(7 + k) % N_ITEMS for k in range(20)]
+    # a candidate that is itself a history item in the window is explained most by that item
+    assert scored.weights[2].argmax() == walk.index(15) and scored.weights[0].argmax() == walk.index(2)
+    assert not np.allclose(scored.weights[0], scored.weights[2]), "explanations depend on the candidate"
 
 
 def test_empty_history_scores_zero(fitted: SelfAttentionScorer, cycles: TrainingData) -> None:
@@ -225,12 +257,12 @@ def test_registered_and_configured_through_the_registry() -> None:
 
 
 def test_importing_the_plugin_does_not_import_torch() -> None:
-    code = "import sys, polyrec.plugins.scorer_self_attention; sys.exit('torch' in sys.modules)"
+    code = "import sys, polyrec.plugins.scorers.self_attention; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_training_windows_cover_every_next_item_once() -> None:
-    from polyrec.plugins.sequence_model import training_windows
+    from polyrec.plugins.scorers.self_attention.model import training_windows
 
     rng = np.random.default_rng(0)
     sequences = [np.arange(n) + 100 * n for n in (1, 2, 7, 30, 61)]
@@ -246,7 +278,7 @@ def test_training_windows_cover_every_next_item_once() -> None:
 
 def test_seen_before_masks_earlier_items_of_window_and_prefix() -> None:
     torch = pytest.importorskip("torch")
-    from polyrec.plugins.sequence_model import left_pad, seen_before
+    from polyrec.plugins.scorers.self_attention.model import left_pad, seen_before
 
     inputs, pad = left_pad(torch, [np.array([1, 2, 1]), np.array([4])], 3)
     seen = seen_before(torch, torch.arange(6), inputs, pad, [np.array([5]), np.array([], dtype=np.int64)]).numpy()
@@ -257,7 +289,7 @@ def test_seen_before_masks_earlier_items_of_window_and_prefix() -> None:
 
 
 def test_hold_out_last_keeps_histories_and_caps_users() -> None:
-    from polyrec.plugins.sequence_model import hold_out_last
+    from polyrec.plugins.scorers.self_attention.model import hold_out_last
 
     sequences = [np.arange(n) for n in (2, 3, 5, 8)]
     train, cases = hold_out_last(sequences, max_cases=10, rng=np.random.default_rng(0))

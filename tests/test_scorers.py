@@ -12,9 +12,9 @@ from polyrec.contracts import Event, History, NotFittedError, Scorer, TrainingDa
 from polyrec.contracts.testing.scorers import ScorerContract, clustered_training_data, unit_rows
 from polyrec.engine.plugins import build_plugin_manager
 from polyrec.engine.registry import Registry
-from polyrec.plugins.scorer_dot import DotScorer
-from polyrec.plugins.scorer_mlp import MlpConfig, MlpScorer, training_examples
-from polyrec.plugins.scorer_target_attention import TargetAttentionScorer
+from polyrec.plugins.scorers.dot import DotScorer
+from polyrec.plugins.scorers.mlp import MlpConfig, MlpScorer, training_examples
+from polyrec.plugins.scorers.target_attention import TargetAttentionScorer
 
 SMALL_MLP = {"epochs": 3, "projection": 8, "hidden": 16, "batch_size": 64}
 

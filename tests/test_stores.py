@@ -22,8 +22,8 @@ from polyrec.contracts import (
     matches,
 )
 from polyrec.contracts.testing.stores import StoreContract
-from polyrec.plugins.store_lancedb import LanceDBStore, metadata_column, where_clause
-from polyrec.plugins.store_memory import MemoryStore
+from polyrec.plugins.stores.lancedb import LanceDBStore, metadata_column, where_clause
+from polyrec.plugins.stores.memory import MemoryStore
 
 # -- the contract -----------------------------------------------------------------------------
 
@@ -451,7 +451,7 @@ def test_unsupported_metadata_is_rejected_naming_item_and_key(
 def test_lancedb_is_imported_only_when_a_store_is_used() -> None:
     code = (
         "import sys\n"
-        "import polyrec.plugins.store_lancedb as module\n"
+        "import polyrec.plugins.stores.lancedb as module\n"
         "assert 'lancedb' not in sys.modules, 'imported at module import'\n"
         "store = module.LanceDBStore(uri=sys.argv[1])\n"
         "assert 'lancedb' not in sys.modules, 'imported by the constructor'\n"
@@ -470,7 +470,7 @@ def test_stores_are_registered_as_plugins() -> None:
     from polyrec.engine.registry import Registry
 
     pm = build_plugin_manager(
-        builtins=["polyrec.plugins.store_memory", "polyrec.plugins.store_lancedb"], load_entry_points=False
+        builtins=["polyrec.plugins.stores.memory", "polyrec.plugins.stores.lancedb"], load_entry_points=False
     )
     registry = Registry.from_plugin_manager(pm)
     assert registry.get("store", "lancedb") is LanceDBStore
@@ -495,7 +495,7 @@ def test_every_index_type_builds_and_finds_neighbours(tmp_path: Path, index_type
 def test_a_failed_index_build_does_not_fail_the_upsert(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from polyrec.plugins.store_lancedb import LanceCollection
+    from polyrec.plugins.stores.lancedb import LanceCollection
 
     async def broken(self: LanceCollection, rows: int) -> None:
         raise RuntimeError("disk full")

@@ -13,7 +13,7 @@ How a collection is stored, and why:
   that pair appears: ``m_<key>__s`` (string), ``__i`` (int64), ``__f`` (float64),
   ``__b`` (bool), ``__l`` (list of strings); keys that are not plain identifiers are
   hex-encoded (``mx_<hex>__s``). These columns exist only for filtering: a filter is
-  translated to a SQL ``WHERE`` over them (:func:`polyrec.plugins.lancedb_filters.where_clause`) that follows
+  translated to a SQL ``WHERE`` over them (:func:`polyrec.plugins.stores.lancedb.filters.where_clause`) that follows
   :func:`polyrec.contracts.filters.matches` exactly, including its Python comparison
   rules across types (``True == 1``, ``3 > 2.5``, ``"7" != 7``), and is applied *before*
   the vector search (prefilter), so filtered searches return k hits whenever k exist,
@@ -35,7 +35,7 @@ scores are exact inner products. A filter passing at most ``exact_filter_rows`` 
 skips the index: those rows are fetched and ranked exactly.
 
 In front of all this, unfiltered searches are answered from memory (``memory_index``, on by
-default): a faiss copy of the vectors, ids and metadata JSON (:mod:`polyrec.plugins.memory_ann`),
+default): a faiss copy of the vectors, ids and metadata JSON (:mod:`polyrec.plugins.stores.lancedb.memory_index`),
 exact while the table is scanned exactly and IVF-flat (same partition count, same probes)
 once it has an index. A LanceDB query costs 3-4 ms before it scans anything on a 2-core
 machine; the copy answers a top-10 over 100k x 384 rows in about 2 ms with exact scores
@@ -52,11 +52,11 @@ A store object keeps one handle per table; it sees other processes' writes withi
 commit loses a race to another writer's is run again on the latest version (upserts merge
 by id, deletes are by id, so a retry changes nothing else).
 
-Modules: this one (config, store, layout), :mod:`~polyrec.plugins.lancedb_collection`
-(collections, the index), :mod:`~polyrec.plugins.lancedb_events` (the event log),
-:mod:`~polyrec.plugins.lancedb_filters` (filters as SQL), :mod:`~polyrec.plugins.memory_ann`.
+Modules: this one (config, store, layout), :mod:`~polyrec.plugins.stores.lancedb.collection`
+(collections, the index), :mod:`~polyrec.plugins.stores.lancedb.events` (the event log),
+:mod:`~polyrec.plugins.stores.lancedb.filters` (filters as SQL), :mod:`~polyrec.plugins.stores.lancedb.memory_index`.
 ``lancedb`` is imported only when a store is first used. Its async API runs on one event
-loop thread (:mod:`~polyrec.plugins.lancedb_runtime`): the sync wrapper costs several
+loop thread (:mod:`~polyrec.plugins.stores.lancedb.runtime`): the sync wrapper costs several
 thread hops per query.
 """
 
@@ -73,11 +73,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from polyrec.contracts import ComponentConfig, StoreError, VectorStore, hookimpl
-from polyrec.plugins.lancedb_collection import LanceCollection, auto_nprobes, auto_num_partitions
-from polyrec.plugins.lancedb_events import LanceEventLog
-from polyrec.plugins.lancedb_filters import metadata_column, where_clause
-from polyrec.plugins.lancedb_runtime import run
-from polyrec.plugins.store_memory import check_provenance
+from polyrec.plugins.stores.checks import check_provenance
+from polyrec.plugins.stores.lancedb.collection import LanceCollection, auto_nprobes, auto_num_partitions
+from polyrec.plugins.stores.lancedb.events import LanceEventLog
+from polyrec.plugins.stores.lancedb.filters import metadata_column, where_clause
+from polyrec.plugins.stores.lancedb.runtime import run
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,39 +1,21 @@
-"""``weighted-concat`` fusion: normalise each field, weight it, concatenate, renormalise.
+"""Field handling every built-in fusion shares.
 
-Also home of the field handling every built-in fusion shares (:func:`normalized_fields`,
-:func:`check_field_weights`): which rows count as present, per-field L2 normalisation,
-and the errors for unknown or misshapen fields.
-
-The inner product of two fused vectors is the weighted sum of their per-field cosine
-similarities (weights squared, since each block is scaled by its weight), divided by the
-norms, so a field's weight says how much that modality counts in every similarity.
-A field an item lacks contributes a zero block; an item with no field at all gets a zero
-vector (the engine reports such an item as failed upstream).
+Which rows count as present, per-field L2 normalisation, the errors for unknown or
+misshapen fields, per-field weights, and the fixed random projections.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from polyrec.contracts import ComponentConfig, ConfigError, Fusion, hookimpl
+from polyrec.contracts import ComponentConfig, ConfigError
+from polyrec.plugins.support.vectors import l2_normalize_rows
 
-__all__ = [
-    "WeightedConcatFusion",
-    "WeightedConcatConfig",
-    "normalized_fields",
-    "check_field_weights",
-    "l2_normalize_rows",
-    "register_fusions",
-]
-
-
-def l2_normalize_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; all-zero rows stay zero."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+__all__ = ["FieldWeightsConfig", "check_field_weights", "normalized_fields", "random_projection"]
 
 
 def _row_count(fields: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray]) -> int:
@@ -92,7 +74,9 @@ def check_field_weights(plugin: str, weights: Mapping[str, float], field_dims: M
         )
 
 
-class WeightedConcatConfig(ComponentConfig):
+class FieldWeightsConfig(ComponentConfig):
+    """Per-field weights, the setting every built-in fusion shares."""
+
     weights: dict[str, float] = Field(
         default_factory=dict, description="per-field weight (default 1.0); 0 drops the field"
     )
@@ -106,41 +90,11 @@ class WeightedConcatConfig(ComponentConfig):
         return weights
 
 
-class WeightedConcatFusion(Fusion):
-    """Concatenation of L2-normalised, weighted field vectors, renormalised.
-
-    ``dim`` is the sum of the field dimensions, in the order the fields were bound.
-    """
-
-    name = "weighted-concat"
-    Config = WeightedConcatConfig
-    config: WeightedConcatConfig
-
-    def bind(self, field_dims: Mapping[str, int]) -> None:
-        check_field_weights(self.name, self.config.weights, field_dims)
-        super().bind(field_dims)
-
-    @property
-    def dim(self) -> int:
-        return int(sum(self._bound().values()))
-
-    def _bound(self) -> dict[str, int]:
-        if not hasattr(self, "field_dims"):
-            raise RuntimeError(f"fusion {self.name!r} used before bind(field_dims)")
-        return self.field_dims
-
-    def field_weight(self, name: str) -> float:
-        return float(self.config.weights.get(name, 1.0))
-
-    def fuse(self, fields: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray]) -> np.ndarray:
-        field_dims = self._bound()
-        n, blocks, _ = normalized_fields(self.name, field_dims, fields, present)
-        if not field_dims:
-            return np.zeros((n, 0), dtype=np.float32)
-        parts = [blocks[name] * self.field_weight(name) for name in field_dims]
-        return l2_normalize_rows(np.concatenate(parts, axis=1)).astype(np.float32)
-
-
-@hookimpl
-def register_fusions(register) -> None:  # type: ignore[no-untyped-def]
-    register(WeightedConcatFusion)
+def random_projection(in_dim: int, out_dim: int, seed: int, field: str) -> np.ndarray:
+    """A fixed ``(in_dim, out_dim)`` matrix with orthonormal rows (in <= out) or columns."""
+    digest = hashlib.sha256(f"polyrec-projection:{seed}:{field}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    gaussian = rng.standard_normal((max(in_dim, out_dim), min(in_dim, out_dim)))
+    q, r = np.linalg.qr(gaussian)
+    q = q * np.sign(np.diag(r))[None, :]  # make the factorisation unique
+    return (q.T if in_dim <= out_dim else q).astype(np.float32)

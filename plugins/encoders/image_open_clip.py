@@ -43,8 +43,8 @@ import numpy as np
 from pydantic import Field
 
 from polyrec.contracts import ComponentConfig, ConfigError, Encoder, MissingDependencyError, hookimpl
-from polyrec.plugins.image_loading import image_content_bytes, load_image
-from polyrec.plugins.torch_runtime import hub_offline_requested, hub_offline_while, resolve_device
+from polyrec.plugins.encoders.image_loading import image_content_bytes, load_image
+from polyrec.plugins.support.torch_env import hub_offline_requested, hub_offline_while, resolve_device
 
 __all__ = ["OpenClipConfig", "OpenClipEncoder", "file_sha256", "register_encoders"]
 

@@ -24,7 +24,7 @@ import functools
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -49,20 +49,31 @@ __all__ = [
 ]
 
 
+def _by_name(cls: type, config: Any, skip: int = 0) -> dict[str, Any]:
+    """The dataclass's fields (after the first ``skip``) read from ``config`` by name, so the
+    scorer's ``Config`` is the one place settings and their defaults are spelled."""
+    return {field.name: getattr(config, field.name) for field in fields(cls)[skip:]}
+
+
 @dataclass(frozen=True)
 class ModelShape:
     """Everything that fixes the parameter shapes (saved beside the weights)."""
 
     known_items: int
     content_dim: int
-    dim: int = 64
-    layers: int = 2
-    heads: int = 2
-    max_len: int = 50
-    dropout: float = 0.3
-    id_embeddings: bool = True
-    content: bool = True
-    ff_mult: int = 4
+    dim: int
+    layers: int
+    heads: int
+    max_len: int
+    dropout: float
+    id_embeddings: bool
+    content: bool
+    ff_mult: int
+
+    @classmethod
+    def from_config(cls, config: Any, *, known_items: int, content_dim: int) -> ModelShape:
+        """The shape the scorer's config asks for; every other field is read from it by name."""
+        return cls(known_items=known_items, content_dim=content_dim, **_by_name(cls, config, skip=2))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,20 +202,24 @@ def _classes() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How :func:`train_model` trains (the scorer's config decides the values)."""
+    """How :func:`train_model` trains. No defaults: the values come from the scorer's config only."""
 
-    epochs: int = 200
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    batch_size: int = 128
-    patience: int = 10
-    label_smoothing: float = 0.0
-    id_dropout: float = 0.0
-    full_softmax_items: int = 20_000
-    negatives: int = 1024
-    mask_seen: bool = True
-    average_epochs: float = 0.0
-    seed: int = 0
+    epochs: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    patience: int
+    label_smoothing: float
+    id_dropout: float
+    full_softmax_items: int
+    negatives: int
+    mask_seen: bool
+    average_epochs: float
+    seed: int
+
+    @classmethod
+    def from_config(cls, config: Any) -> TrainSettings:
+        return cls(**_by_name(cls, config))
 
 
 @dataclass

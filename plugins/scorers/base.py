@@ -1,14 +1,9 @@
-"""``dot`` scorer: dot product with the recency-weighted mean of the history.
+"""What every built-in scorer shares.
 
-Also home of what every built-in scorer shares: input validation (:func:`check_inputs`),
-the empty-history answer (:func:`empty_scored`) and the dot-contribution explanation
-(:func:`contribution_weights`).
-
-``popularity`` > 0 adds a prior counted from the event log (see :mod:`.popularity_prior`).
-
-Empty history: every built-in scorer returns all-zero scores and ``(m, 0)`` weights. A
-scorer does not guess for a user it knows nothing about; the engine decides what a cold
-user gets (e.g. popular items).
+Input validation (:func:`check_inputs`), the empty-history answer (:func:`empty_scored`),
+recency-weighted history vectors, the dot-contribution explanation
+(:func:`contribution_weights`) and prior-weighted attention (:func:`attention_weights`,
+:func:`soft_maximum`).
 """
 
 from __future__ import annotations
@@ -16,20 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import Field
 
-from polyrec.contracts import History, Scored, hookimpl, recency_weights
-from polyrec.plugins.popularity_prior import PopularityPriorConfig, PopularityPriorScorer
+from polyrec.contracts import History, Scored, recency_weights
 
 __all__ = [
-    "DotScorer",
-    "DotConfig",
+    "attention_weights",
     "check_inputs",
-    "empty_scored",
     "contribution_weights",
-    "weighted_mean_vector",
+    "empty_scored",
     "recency_query_vector",
-    "register_scorers",
+    "soft_maximum",
+    "weighted_mean_vector",
 ]
 
 
@@ -85,37 +77,23 @@ def contribution_weights(contributions: np.ndarray, recency: np.ndarray) -> np.n
     return weights.astype(np.float32)
 
 
-class DotConfig(PopularityPriorConfig):
-    half_life: float | None = Field(
-        default=None, gt=0, description="recency half-life in seconds; default: by position (see recency_weights)"
-    )
+def _prior_logits(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):  # a zero prior is a weight of exactly zero
+        return similarities / temperature + np.log(prior)[None, :]
 
 
-class DotScorer(PopularityPriorScorer):
-    """score = candidate . (recency-weighted mean of history vectors).
-
-    Explanation: history item j's share of candidate i's score, recency_j * (c_i . h_j),
-    negatives clipped, rows normalised to 1.
-    """
-
-    name = "dot"
-    Config = DotConfig
-    config: DotConfig
-
-    def score(self, history: History, candidate_ids: Sequence[str], candidates: np.ndarray) -> Scored:
-        candidates = check_inputs(self.name, history, candidate_ids, candidates)
-        if len(history) == 0:
-            return empty_scored(len(candidates))
-        recency, _ = weighted_mean_vector(history, self.config.half_life)
-        contributions = (candidates @ np.asarray(history.vectors, dtype=np.float32).T) * recency[None, :]
-        scores = contributions.sum(axis=1).astype(np.float32)
-        scored = Scored(scores=scores, weights=contribution_weights(contributions, recency))
-        return self.popularity_prior.with_bonus(scored, history, candidate_ids)
-
-    def query_vector(self, history: History) -> np.ndarray:
-        return recency_query_vector(history, self.config.half_life)
+def attention_weights(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
+    """Row-wise softmax of ``similarities / temperature`` with a multiplicative ``prior`` (h,)."""
+    logits = _prior_logits(similarities, prior, temperature)
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-@hookimpl
-def register_scorers(register) -> None:  # type: ignore[no-untyped-def]
-    register(DotScorer)
+def soft_maximum(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
+    """Row-wise ``temperature * log sum_j prior_j * exp(similarity_j / temperature)``."""
+    # float64 and an exactly normalised prior: at a high temperature the result is a small
+    # difference of large numbers, and T * log(sum of a float32 prior) would shift it
+    prior = prior.astype(np.float64) / float(np.sum(prior, dtype=np.float64))
+    logits = _prior_logits(similarities.astype(np.float64), prior, temperature)
+    top = logits.max(axis=1, keepdims=True)
+    return (temperature * (top[:, 0] + np.log(np.exp(logits - top).sum(axis=1)))).astype(np.float32)

@@ -23,15 +23,15 @@ import numpy as np
 from pydantic import Field
 
 from polyrec.contracts import ComponentConfig, Fusion, TrainingData, hookimpl
-from polyrec.plugins.fusion_concat import l2_normalize_rows, normalized_fields
-from polyrec.plugins.fusion_mean import random_projection
-from polyrec.plugins.torch_training import (
+from polyrec.plugins.fusions.fields import normalized_fields, random_projection
+from polyrec.plugins.support.torch_training import (
     gelu_tanh,
     import_torch,
     seeded,
     train_minibatches,
 )
-from polyrec.plugins.trained_state import TrainedWeights
+from polyrec.plugins.support.trained_state import TrainedWeights
+from polyrec.plugins.support.vectors import l2_normalize_rows
 
 __all__ = ["AutoencoderFusion", "AutoencoderConfig", "register_fusions"]
 

@@ -31,8 +31,8 @@ import numpy as np
 from pydantic import Field
 
 from polyrec.contracts import ComponentConfig, ConfigError, Fusion, TrainingData, hookimpl
-from polyrec.plugins.fusion_concat import l2_normalize_rows, normalized_fields
-from polyrec.plugins.torch_training import (
+from polyrec.plugins.fusions.fields import normalized_fields
+from polyrec.plugins.support.torch_training import (
     import_torch,
     load_state,
     save_state,
@@ -40,6 +40,7 @@ from polyrec.plugins.torch_training import (
     state_digest,
     train_minibatches,
 )
+from polyrec.plugins.support.vectors import l2_normalize_rows
 
 __all__ = ["GatedFusion", "GatedConfig", "consecutive_pairs", "register_fusions"]
 

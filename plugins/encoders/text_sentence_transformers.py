@@ -45,7 +45,7 @@ import numpy as np
 from pydantic import Field
 
 from polyrec.contracts import ComponentConfig, ConfigError, Encoder, MissingDependencyError, hookimpl
-from polyrec.plugins.torch_runtime import hub_offline_requested, hub_offline_while, resolve_device
+from polyrec.plugins.support.torch_env import hub_offline_requested, hub_offline_while, resolve_device
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -13,7 +13,7 @@ stray event does not outweigh many consistent ones the way a normalised
 attention-weighted similarity would let it. A large temperature T tends to the ``dot``
 scorer (recency-weighted mean similarity), a small one to the best-matching history item.
 The recency prior can be switched off (``recency_prior = false``). Empty history: zero
-scores (see ``scorer_dot``). Vectorised over m candidates x h history items.
+scores (see :mod:`.base`). Vectorised over m candidates x h history items.
 
 Default temperature 0.02: the cosine similarities of unit vectors from embedding models
 bunch together (MiniLM on short texts: standard deviation about 0.07 between items), and
@@ -35,32 +35,16 @@ import numpy as np
 from pydantic import Field
 
 from polyrec.contracts import History, Scored, hookimpl, recency_weights
-from polyrec.plugins.popularity_prior import PopularityPriorConfig, PopularityPriorScorer
-from polyrec.plugins.scorer_dot import check_inputs, empty_scored, recency_query_vector
+from polyrec.plugins.scorers.base import (
+    attention_weights,
+    check_inputs,
+    empty_scored,
+    recency_query_vector,
+    soft_maximum,
+)
+from polyrec.plugins.scorers.popularity_prior import PopularityPriorConfig, PopularityPriorScorer
 
-__all__ = ["TargetAttentionScorer", "TargetAttentionConfig", "attention_weights", "soft_maximum", "register_scorers"]
-
-
-def _prior_logits(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
-    with np.errstate(divide="ignore"):  # a zero prior is a weight of exactly zero
-        return similarities / temperature + np.log(prior)[None, :]
-
-
-def attention_weights(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
-    """Row-wise softmax of ``similarities / temperature`` with a multiplicative ``prior`` (h,)."""
-    logits = _prior_logits(similarities, prior, temperature)
-    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def soft_maximum(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
-    """Row-wise ``temperature * log sum_j prior_j * exp(similarity_j / temperature)``."""
-    # float64 and an exactly normalised prior: at a high temperature the result is a small
-    # difference of large numbers, and T * log(sum of a float32 prior) would shift it
-    prior = prior.astype(np.float64) / float(np.sum(prior, dtype=np.float64))
-    logits = _prior_logits(similarities.astype(np.float64), prior, temperature)
-    top = logits.max(axis=1, keepdims=True)
-    return (temperature * (top[:, 0] + np.log(np.exp(logits - top).sum(axis=1)))).astype(np.float32)
+__all__ = ["TargetAttentionConfig", "TargetAttentionScorer", "register_scorers"]
 
 
 class TargetAttentionConfig(PopularityPriorConfig):

@@ -1,6 +1,6 @@
 """``self-attention`` scorer: a SASRec-style causal transformer over the user's history.
 
-Model (:mod:`polyrec.plugins.sequence_model`): each item is ``W * fused_vector + id_embedding``
+Model (:mod:`polyrec.plugins.scorers.self_attention.model`): each item is ``W * fused_vector + id_embedding``
 (the fused vector L2-normalised; items unseen in training share one "unknown" ID row, so
 cold items are placed by their content), plus a position embedding counted from the end of
 the history. Pre-norm causal transformer blocks turn the history into one hidden state
@@ -33,9 +33,11 @@ averaging over 5 epochs. Training costs one (positions x dim) @ (dim x items) pr
 per step; see examples/movielens/README.md for time and quality on MovieLens-100k.
 
 Explanation: the last block's attention of the final position over the history items,
-averaged over heads (rows sum to 1; the same row for every candidate, because a
-self-attention model summarises the history before it sees candidates). History items
-older than the last ``max_len`` get weight 0.
+averaged over heads, times each history item's content affinity with the candidate
+(``exp(cosine / 0.1)``), rows normalised to 1. The attention alone is the same for every
+candidate (the model summarises the history before it sees candidates), so the affinity
+says which of the attended items a given candidate comes from. History items older than
+the last ``max_len`` get weight 0.
 
 Query vector (ANN retrieval in the fused space): at fit time a ridge regression maps
 fused vectors to the model's item embeddings (``E ~ C M``); the query is ``M h`` for the
@@ -60,9 +62,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from polyrec.contracts import ComponentConfig, History, NotFittedError, Scored, Scorer, TrainingData, hookimpl
-from polyrec.plugins.fusion_concat import l2_normalize_rows
-from polyrec.plugins.scorer_dot import check_inputs, empty_scored, recency_query_vector
-from polyrec.plugins.sequence_model import (
+from polyrec.plugins.scorers.base import check_inputs, empty_scored, recency_query_vector
+from polyrec.plugins.scorers.self_attention.model import (
     Catalog,
     ModelShape,
     TrainLog,
@@ -73,12 +74,22 @@ from polyrec.plugins.sequence_model import (
     torch_threads,
     train_model,
 )
-from polyrec.plugins.torch_training import import_torch, load_state, save_state, seeded, state_digest
+from polyrec.plugins.support.torch_training import import_torch, load_state, save_state, seeded, state_digest
+from polyrec.plugins.support.vectors import l2_normalize_rows
 
 __all__ = ["SelfAttentionConfig", "SelfAttentionScorer", "register_scorers"]
 
 WEIGHTS_FILE = "self_attention.npz"
 META_FILE = "self_attention.json"
+
+
+EXPLANATION_TEMPERATURE = 0.1
+
+
+def _affinity(candidates: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """``(m, h)`` content affinity ``exp(cos / T)``, scaled per row so the largest is 1."""
+    cosines = l2_normalize_rows(candidates) @ l2_normalize_rows(history).T
+    return np.exp((cosines - cosines.max(axis=1, keepdims=True)) / EXPLANATION_TEMPERATURE).astype(np.float32)
 
 
 class SelfAttentionConfig(ComponentConfig):
@@ -171,18 +182,10 @@ class SelfAttentionScorer(Scorer):
             raise ValueError(f"scorer {self.name!r}: no user has two or more events; nothing to learn from")
 
     def _shape(self, known_items: int, content_dim: int) -> ModelShape:
-        c = self.config
-        return ModelShape(
-            known_items, content_dim, c.dim, c.layers, c.heads, c.max_len, c.dropout, c.id_embeddings, c.content,
-            c.ff_mult,
-        )  # fmt: skip
+        return ModelShape.from_config(self.config, known_items=known_items, content_dim=content_dim)
 
     def _settings(self) -> TrainSettings:
-        c = self.config
-        return TrainSettings(
-            c.epochs, c.lr, c.weight_decay, c.batch_size, c.patience, c.label_smoothing, c.id_dropout,
-            c.full_softmax_items, c.negatives, c.mask_seen, c.average_epochs, c.seed,
-        )  # fmt: skip
+        return TrainSettings.from_config(self.config)
 
     def _query_map(self, content: np.ndarray, table: np.ndarray) -> np.ndarray:
         """Ridge map M (D, dim) with ``content @ M ~ table``; query = M h."""
@@ -256,10 +259,11 @@ class SelfAttentionScorer(Scorer):
             hidden, attention = self._hidden(torch, [history], need_weights=True)
             scores = (hidden @ table.T).numpy()[0]
         used = min(len(history), self.model.shape.max_len)
-        weights = np.zeros(len(history), dtype=np.float32)
-        weights[len(history) - used :] = attention[0, -1, -used:].numpy()
-        weights /= max(float(weights.sum()), 1e-12)
-        return Scored(scores=scores.astype(np.float32), weights=np.tile(weights, (len(candidates), 1)))
+        weights = np.zeros((len(candidates), len(history)), dtype=np.float32)
+        recent = np.asarray(history.vectors, dtype=np.float32)[len(history) - used :]
+        weights[:, len(history) - used :] = attention[0, -1, -used:].numpy()[None, :] * _affinity(candidates, recent)
+        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+        return Scored(scores=scores.astype(np.float32), weights=weights)
 
     def query_vector(self, history: History) -> np.ndarray:
         vectors = np.asarray(history.vectors, dtype=np.float32)

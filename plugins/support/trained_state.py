@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from polyrec.plugins.torch_training import load_state, save_state, state_digest
+from polyrec.plugins.support.torch_training import load_state, save_state, state_digest
 
 __all__ = ["TrainedWeights"]
 

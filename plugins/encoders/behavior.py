@@ -108,10 +108,6 @@ class BehaviorEncoder(Encoder):
         return self.config.dim
 
     @property
-    def is_fitted(self) -> bool:
-        return self._vectors is not None
-
-    @property
     def item_ids(self) -> list[str]:
         """Ids that have a (non-zero) vector."""
         self._require_fitted()

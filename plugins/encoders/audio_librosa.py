@@ -21,7 +21,7 @@ than its intro); files are read only over that window when soundfile can seek.
 Errors (each fails only its item): "file not found: ...", "cannot decode audio: ...",
 "audio has no samples", "audio contains NaN or infinite samples".
 
-The vector itself is described in :mod:`polyrec.plugins.audio_features`. librosa and
+The vector itself is described in :mod:`polyrec.plugins.encoders.audio_features`. librosa and
 soundfile are imported lazily.
 """
 
@@ -43,7 +43,7 @@ from pydantic import Field, model_validator
 
 from polyrec.contracts import AudioClip, ComponentConfig, Encoder, MissingDependencyError, hookimpl
 from polyrec.contracts.components import default_content_bytes
-from polyrec.plugins.audio_features import FeatureSettings, audio_features, feature_dim
+from polyrec.plugins.encoders.audio_features import FeatureSettings, audio_features, feature_dim
 
 __all__ = ["LibrosaAudioEncoder", "LibrosaConfig", "MAX_CHANNELS", "register_encoders"]
 

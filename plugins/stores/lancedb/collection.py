@@ -1,6 +1,6 @@
 """A LanceDB collection: item vectors, metadata JSON and typed filter columns in one table,
 an IVF index kept up as rows arrive, and the in-memory index in front of it. The layout and
-the reasons are in :mod:`polyrec.plugins.store_lancedb`.
+the reasons are in :mod:`polyrec.plugins.stores.lancedb`.
 """
 
 from __future__ import annotations
@@ -17,15 +17,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from polyrec.contracts import Collection, Hit, StoreError, VectorRecord, matches
-from polyrec.plugins.lancedb_filters import NO_MATCH, metadata_column, sql_string, value_kind, where_clause
-from polyrec.plugins.lancedb_runtime import COMPACT_EVERY, KEEP_VERSIONS, compact_if_fragmented, fold_new_rows, run
-from polyrec.plugins.memory_ann import MemoryANN
-from polyrec.plugins.store_memory import validate_query, validate_records
+from polyrec.plugins.stores.checks import validate_query, validate_records
+from polyrec.plugins.stores.lancedb.filters import NO_MATCH, metadata_column, sql_string, value_kind, where_clause
+from polyrec.plugins.stores.lancedb.memory_index import MemoryANN
+from polyrec.plugins.stores.lancedb.runtime import (
+    COMPACT_EVERY,
+    KEEP_VERSIONS,
+    compact_if_fragmented,
+    fold_new_rows,
+    run,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from polyrec.plugins.store_lancedb import LanceDBStore
+    from polyrec.plugins.stores.lancedb.store import LanceDBStore
 
 __all__ = ["LanceCollection", "auto_num_partitions", "auto_nprobes", "VECTOR_INDEX"]
 
@@ -119,7 +125,7 @@ class LanceCollection(Collection):
         self._columns: set[str] = set()
         self._index: _IndexState | None = None
         self._writes = 0
-        self._memory: MemoryANN | None = None  # see memory_ann; built at the first unfiltered search
+        self._memory: MemoryANN | None = None  # see memory_index.py; built at the first unfiltered search
         self._memory_version: int | None = None  # the table version it mirrors
         self._version_checked = -math.inf  # when the version was last asked for (time.monotonic)
         # one write at a time per table in this process: concurrent commits (new metadata

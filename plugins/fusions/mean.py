@@ -14,34 +14,19 @@ renormalised to unit length after projection), renormalised; a missing field nei
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 import numpy as np
 from pydantic import Field
 
 from polyrec.contracts import Fusion, hookimpl
-from polyrec.plugins.fusion_concat import (
-    WeightedConcatConfig,
-    check_field_weights,
-    l2_normalize_rows,
-    normalized_fields,
-)
+from polyrec.plugins.fusions.fields import FieldWeightsConfig, check_field_weights, normalized_fields, random_projection
+from polyrec.plugins.support.vectors import l2_normalize_rows
 
-__all__ = ["WeightedMeanFusion", "WeightedMeanConfig", "random_projection", "register_fusions"]
+__all__ = ["WeightedMeanFusion", "WeightedMeanConfig", "register_fusions"]
 
 
-def random_projection(in_dim: int, out_dim: int, seed: int, field: str) -> np.ndarray:
-    """A fixed ``(in_dim, out_dim)`` matrix with orthonormal rows (in <= out) or columns."""
-    digest = hashlib.sha256(f"polyrec-projection:{seed}:{field}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-    gaussian = rng.standard_normal((max(in_dim, out_dim), min(in_dim, out_dim)))
-    q, r = np.linalg.qr(gaussian)
-    q = q * np.sign(np.diag(r))[None, :]  # make the factorisation unique
-    return (q.T if in_dim <= out_dim else q).astype(np.float32)
-
-
-class WeightedMeanConfig(WeightedConcatConfig):
+class WeightedMeanConfig(FieldWeightsConfig):
     dim: int = Field(default=256, gt=0, description="common dimension every field is projected to")
     seed: int = Field(default=0, description="seed of the fixed random projections")
 

@@ -21,7 +21,7 @@ The learned weights are kept as numpy arrays, so scoring needs no torch and cost
 Explanation (gradient-free attribution): the MLP itself is not decomposable per history
 item, so ``weights`` are target-attention weights (softmax over the history of the
 similarity to the candidate, ``temperature``, with the recency prior) - which history
-items the candidate is most like. Empty history: zero scores (see ``scorer_dot``).
+items the candidate is most like. Empty history: zero scores (see :mod:`.base`).
 """
 
 from __future__ import annotations
@@ -41,15 +41,20 @@ from polyrec.contracts import (
     hookimpl,
     recency_weights,
 )
-from polyrec.plugins.scorer_dot import check_inputs, empty_scored, recency_query_vector, weighted_mean_vector
-from polyrec.plugins.scorer_target_attention import attention_weights
-from polyrec.plugins.torch_training import (
+from polyrec.plugins.scorers.base import (
+    attention_weights,
+    check_inputs,
+    empty_scored,
+    recency_query_vector,
+    weighted_mean_vector,
+)
+from polyrec.plugins.support.torch_training import (
     gelu_tanh,
     import_torch,
     seeded,
     train_minibatches,
 )
-from polyrec.plugins.trained_state import TrainedWeights
+from polyrec.plugins.support.trained_state import TrainedWeights
 
 __all__ = ["MlpScorer", "MlpConfig", "TrainingExamples", "training_examples", "register_scorers"]
 

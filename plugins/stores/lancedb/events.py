@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from polyrec.contracts import Event, EventLog
-from polyrec.plugins.lancedb_filters import sql_string
-from polyrec.plugins.lancedb_runtime import COMPACT_EVERY, compact_if_fragmented, fold_new_rows, run
+from polyrec.plugins.stores.lancedb.filters import sql_string
+from polyrec.plugins.stores.lancedb.runtime import COMPACT_EVERY, compact_if_fragmented, fold_new_rows, run
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from polyrec.plugins.store_lancedb import LanceDBStore
+    from polyrec.plugins.stores.lancedb.store import LanceDBStore
 
 __all__ = ["LanceEventLog"]
 

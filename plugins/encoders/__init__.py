@@ -1,0 +1,1 @@
+"""Built-in encoders, one module each: text, image, audio, behavior."""

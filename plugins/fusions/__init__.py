@@ -1,0 +1,1 @@
+"""Built-in fusion strategies, one module each; shared field handling in :mod:`.fields`."""

@@ -1,0 +1,1 @@
+"""Built-in vector stores; the record checks they share in :mod:`.checks`."""
