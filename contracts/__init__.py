@@ -51,6 +51,7 @@ from polyrec.contracts.records import (
     ItemFailure,
     Recommendation,
     VectorRecord,
+    is_missing,
 )
 
 __all__ = [
@@ -94,6 +95,7 @@ __all__ = [
     "VectorStore",
     "compose_text",
     "hookimpl",
+    "is_missing",
     "matches",
     "recency_weights",
     "validate_filter",

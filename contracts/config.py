@@ -6,11 +6,12 @@ plugin's parameters; the engine validates them against the plugin's ``Config`` m
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from polyrec.contracts.records import is_missing
 
 __all__ = [
     "Slot",
@@ -77,9 +78,8 @@ class DatasetSettings(BaseModel):
 
 
 def _present(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return not (isinstance(value, str | list | tuple) and len(value) == 0)
+    # an empty text or list composes to nothing, so it counts as absent here
+    return not is_missing(value) and not (isinstance(value, str | list | tuple) and len(value) == 0)
 
 
 def compose_text(fields: Mapping[str, Any], sources: list[str]) -> str | None:

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "is_missing",
     "Item",
     "Event",
     "AudioClip",
@@ -21,6 +22,23 @@ __all__ = [
 ]
 
 Metadata = dict[str, Any]
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a field value means "this item has no such field".
+
+    ``None``, NaN (how pandas and numpy spell an empty numeric cell) and pandas' ``NA`` /
+    ``NaT``; pandas is not imported to tell. Empty strings and lists are values (an encoder
+    decides what they mean).
+    """
+    if value is None:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    return type(value).__name__ in _PANDAS_MISSING and type(value).__module__.startswith("pandas")
+
+
+_PANDAS_MISSING = frozenset({"NAType", "NaTType"})
 
 
 class Item(BaseModel):
@@ -39,7 +57,7 @@ class Item(BaseModel):
     @field_validator("id", mode="before")
     @classmethod
     def _id_as_str(cls, value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) == "":
+        if is_missing(value) or str(value) == "":
             raise ValueError("item id must be a non-empty string")
         return str(value)
 

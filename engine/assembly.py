@@ -2,7 +2,8 @@
 
 Construction is cheap by contract: encoders load their models on first use, and the
 store's collections are opened on first use (see :mod:`.layout`). Trained state is
-loaded here when the state manifest has some for the same config (see :mod:`.state`).
+loaded here when the manifest has some for the same config (see :mod:`.manifest`); a
+trainable fusion's once it is bound to its field dims (see :meth:`.StoreLayout.bind_fusion`).
 """
 
 from __future__ import annotations
@@ -14,18 +15,10 @@ from polyrec.contracts import Component, Fusion, PolyrecConfig, Scorer, VectorSt
 from polyrec.engine.config import ComponentSpec, ResolvedConfig
 from polyrec.engine.encoding import FieldEncoder
 from polyrec.engine.layout import StoreLayout
+from polyrec.engine.manifest import FUSION_KEY, SCORER_KEY, Manifest, encoder_key
 from polyrec.engine.registry import Registry
-from polyrec.engine.state import EngineState
 
 __all__ = ["FUSION_KEY", "SCORER_KEY", "Assembly", "assemble", "encoder_key"]
-
-FUSION_KEY = "fusion"
-SCORER_KEY = "scorer"
-
-
-def encoder_key(slot: str) -> str:
-    """State key (and state sub-directory) of an encoder slot."""
-    return f"encoders.{slot}"
 
 
 @dataclass
@@ -35,28 +28,19 @@ class Assembly:
     resolved: ResolvedConfig
     registry: Registry
     store: VectorStore
-    state: EngineState
+    manifest: Manifest
     encoders: dict[str, FieldEncoder]
     fusion: Fusion
     scorer: Scorer
     fingerprints: dict[str, str]
     layout: StoreLayout = field(init=False)
-    fit_ids: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.layout = StoreLayout(
-            self.store, self.state, self.encoders, self.fusion, self.fingerprints[FUSION_KEY], self._load_fusion
-        )
+        self.layout = StoreLayout(self.store, self.manifest, self.encoders, self.fusion, self.fingerprints[FUSION_KEY])
 
     @property
     def settings(self) -> PolyrecConfig:
         return self.resolved.settings
-
-    def _load_fusion(self) -> None:
-        # a fusion's trained state presupposes its field dims, so it loads right after bind
-        if self.fusion.trainable:
-            fit_id = self.state.load_component(FUSION_KEY, self.fusion, self.fingerprints[FUSION_KEY])
-            self.fit_ids[FUSION_KEY] = fit_id
 
     def trainable(self) -> list[tuple[str, Component, str]]:
         """``(state key, component, config fingerprint)`` of every trainable component."""
@@ -80,19 +64,19 @@ def assemble(resolved: ResolvedConfig, registry: Registry, state_dir: Path | Non
     """Instantiate store, encoders, fusion and scorer; load trained state that fits the config."""
     store = _build(registry, resolved.store)
     assert isinstance(store, VectorStore)
-    state = EngineState.load(Path(state_dir) if state_dir is not None else store.state_dir)
+    manifest = Manifest.load(Path(state_dir) if state_dir is not None else store.state_dir)
     encoders: dict[str, FieldEncoder] = {}
     for slot, spec in resolved.encoders.items():
         encoder = _build(registry, spec)
         # the fingerprint is taken before any state is loaded: it names the config, not the weights
         field_encoder = FieldEncoder(slot, spec.field or slot, spec.plugin, encoder, encoder.fingerprint)  # type: ignore[arg-type]
         if encoder.trainable:
-            field_encoder.fit_id = state.load_component(encoder_key(slot), encoder, field_encoder.fingerprint)
+            field_encoder.fit_id = manifest.load_component(encoder_key(slot), encoder, field_encoder.fingerprint)
         encoders[slot] = field_encoder
     fusion = _build(registry, resolved.fusion)
     scorer = _build(registry, resolved.scorer)
     fingerprints = {FUSION_KEY: fusion.fingerprint, SCORER_KEY: scorer.fingerprint}
-    assembly = Assembly(resolved, registry, store, state, encoders, fusion, scorer, fingerprints)  # type: ignore[arg-type]
+    assembly = Assembly(resolved, registry, store, manifest, encoders, fusion, scorer, fingerprints)  # type: ignore[arg-type]
     if scorer.trainable:
-        assembly.fit_ids[SCORER_KEY] = state.load_component(SCORER_KEY, scorer, fingerprints[SCORER_KEY])
+        manifest.load_component(SCORER_KEY, scorer, fingerprints[SCORER_KEY])
     return assembly

@@ -30,8 +30,8 @@ from polyrec.contracts import (
     ItemFailure,
     PluginError,
     PolyrecError,
+    is_missing,
 )
-from polyrec.engine.ingest import is_missing
 
 __all__ = ["DEFAULT_BATCH_SIZE", "HASH_KEY", "FieldEncoder", "describe_error", "is_fatal"]
 

@@ -6,13 +6,17 @@
     engine.fit()
     engine.recommend("alice", k=10)
 
-The work happens in small modules: :mod:`.ingest` (readers), :mod:`.encoding` (one
-encoder slot, its cache and error isolation), :mod:`.pipeline` (chunks -> field vectors
--> fused vectors), :mod:`.fusing` (fusing and re-fusing), :mod:`.training` (fit),
-:mod:`.retrieval` (queries), :mod:`.assembly` (building the components), :mod:`.layout`
-(collections) and :mod:`.state` (trained state). Events of items that are not (yet) in
-the store are accepted: the item may arrive later, and until then its events count for
-popularity but not in histories.
+The work happens in small modules, in the order the data flows: :mod:`.readers` (files
+and frames -> items and events), :mod:`.encoding` (one encoder slot, its cache and error
+isolation), :mod:`.fusing` (fusing and re-fusing), :mod:`.layout` (the store's collections
+and event log), :mod:`.ingest` (chunks -> field vectors -> fused vectors), :mod:`.training`
+(fit), :mod:`.retrieval` (history -> queries -> scorer); beside them :mod:`.assembly`
+(building the components) and :mod:`.manifest` (what was fitted, collection dims).
+
+Every write (ingest, events, fit, re-fuse, delete) goes through this class, and every
+write to the store goes through the layout, which versions it (see :mod:`.layout`).
+Events of items that are not (yet) in the store are accepted: the item may arrive later,
+and until then its events count for popularity but not in histories.
 """
 
 from __future__ import annotations
@@ -30,19 +34,23 @@ from polyrec.contracts import (
     PolyrecConfig,
     ProvenanceMismatchError,
     Recommendation,
+    Scorer,
     VectorRecord,
 )
+from polyrec.engine._deprecated import warn_moved
 from polyrec.engine.assembly import Assembly, assemble
 from polyrec.engine.config import load_config, resolve_config
-from polyrec.engine.fusing import refuse
-from polyrec.engine.ingest import EventError, read_events, read_items, source_dir
-from polyrec.engine.pipeline import IngestPipeline, IngestReport
+from polyrec.engine.describe import ItemDescription, configured_components, delete_items, describe_item, warm_up
+from polyrec.engine.fusing import re_fuse
+from polyrec.engine.ingest import IngestPipeline, IngestReport
+from polyrec.engine.layout import public_metadata
 from polyrec.engine.plugins import PolyrecPluginManager, build_plugin_manager
+from polyrec.engine.readers import EventError, read_events, read_items, source_dir
 from polyrec.engine.registry import Registry
 from polyrec.engine.retrieval import DEFAULT_USER_WEIGHT, Retriever
-from polyrec.engine.training import FitReport, item_matrix, run_fit
+from polyrec.engine.training import FitReport, run_fit
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Engine", "FitReport", "IngestReport"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "Engine", "FitReport", "IngestReport", "ItemDescription"]
 
 DEFAULT_CHUNK_SIZE = 256
 
@@ -98,15 +106,12 @@ class Engine:
         again; without it a changed encoder raises :class:`ProvenanceMismatchError`. A
         changed fusion alone is handled by re-fusing the stored field vectors first.
         """
-        self._refuse_if_fusion_changed(rebuild=rebuild)
+        self._re_fuse_if_fusion_changed(rebuild=rebuild)
         pipeline = IngestPipeline(self.assembly, rebuild=rebuild, base_dir=source_dir(items))
         chunks = read_items(items, chunk_size=chunk_size, id_column=self.settings.columns.item_id)
-        try:
-            return pipeline.run(chunks, progress)
-        finally:
-            self.retriever.forget_items()
+        return pipeline.run(chunks, progress)
 
-    def _refuse_if_fusion_changed(self, *, rebuild: bool = False) -> None:
+    def _re_fuse_if_fusion_changed(self, *, rebuild: bool = False) -> None:
         try:
             self.assembly.layout.items()
         except ProvenanceMismatchError:
@@ -115,21 +120,30 @@ class Engine:
             for encoder in self.assembly.encoders.values():
                 if encoder.usable:
                     self.assembly.layout.field(encoder, rebuild=rebuild)
-            refuse(self.assembly, drop=True)
+            re_fuse(self.assembly, drop=True)
 
-    def refuse(self) -> int:
+    def re_fuse(self) -> int:
         """Fuse every stored item again from its field vectors (no encoding); return the count.
 
-        Needed after the fusion's config changed; ``fit`` does it after training.
+        Needed after the fusion's config changed (``ingest`` and ``fit`` do it then by
+        themselves); ``fit`` also does it after training.
         """
         try:
             self.assembly.layout.items()
             drop = False
         except ProvenanceMismatchError:
             drop = True
-        written = refuse(self.assembly, drop=drop)
-        self.retriever.forget_items()
-        return written
+        return re_fuse(self.assembly, drop=drop)
+
+    def refuse(self) -> int:
+        """Deprecated name of :meth:`re_fuse` ("re-fuse", not "refuse")."""
+        warn_moved("Engine.refuse()", "Engine.re_fuse()")
+        return self.re_fuse()
+
+    def delete_items(self, ids: Sequence[str]) -> int:
+        """Remove the items from the fused and every per-field collection; return how many
+        records went (0: none was stored). Their events stay in the log."""
+        return delete_items(self.assembly, [str(item_id) for item_id in ids])
 
     def add_events(self, events: Any, *, chunk_size: int = 10_000) -> int:
         """Append events (a path, DataFrame or iterable of Event/dict) to the store's log.
@@ -138,7 +152,7 @@ class Engine:
         :class:`EventError` with its row number (``appended`` says how many went in before).
         Events of unknown items are accepted: the item may be ingested later.
         """
-        log = self.assembly.store.events()
+        log = self.assembly.layout.events()
         appended = 0
         try:
             for chunk in read_events(events, self.settings.columns, chunk_size=chunk_size):
@@ -146,16 +160,12 @@ class Engine:
                 appended += len(chunk)
         except EventError as exc:
             raise EventError(exc.row, f"{exc.reason} ({appended} events appended before it)", appended) from None
-        finally:
-            self.retriever.forget_events()
         return appended
 
     def fit(self) -> FitReport:
         """Fit every trainable component on the event log and persist it (see :mod:`.training`)."""
-        self._refuse_if_fusion_changed()
-        report = run_fit(self.assembly)
-        self.retriever.forget_items()
-        return report
+        self._re_fuse_if_fusion_changed()
+        return run_fit(self.assembly)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -195,7 +205,7 @@ class Engine:
 
     def item_matrix(self) -> tuple[list[str], np.ndarray]:
         """All fused vectors: ids (sorted) and a float32 ``(n, dim)`` matrix."""
-        return item_matrix(self.assembly)
+        return self.assembly.layout.item_matrix()
 
     def count(self) -> int:
         """Items with a fused vector."""
@@ -205,19 +215,54 @@ class Engine:
         """Fused records (vector and metadata) of the stored ``ids``; unknown ids are left out."""
         return self.assembly.layout.items().get(list(ids))
 
+    def item_metadata(self, ids: Sequence[str], batch_size: int = 1000) -> dict[str, dict[str, Any]]:
+        """Public metadata (the engine's ``_`` keys left out) of the stored ``ids`` that have a fused vector."""
+        wanted = list(dict.fromkeys(str(item_id) for item_id in ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), batch_size):
+            for record in self.get_items(wanted[start : start + batch_size]):
+                found[record.id] = public_metadata(record.metadata)
+        return found
+
+    def describe_item(self, item_id: str) -> ItemDescription | None:
+        """What the store holds of one item: its metadata, whether it is fused, and per encoder
+        slot whether it has a vector; None when no collection holds it."""
+        return describe_item(self.assembly, str(item_id))
+
     def events(self, user: str | None = None) -> list[Event]:
         """Logged events (of one user, if given) in the order they were appended."""
-        return self.assembly.store.events().read(user)
+        return self.assembly.layout.events().read(user)
 
     def event_count(self) -> int:
-        return self.assembly.store.events().count()
+        return self.assembly.layout.events().count()
 
     def history(self, user: str) -> History:
         """The user's history as the scorer sees it: stored items, oldest first, at most
         ``retrieval.history_length``."""
         return self.retriever.history(user)[0]
 
+    # -- components ----------------------------------------------------------------------
+
+    @property
+    def scorer(self) -> Scorer:
+        return self.assembly.scorer
+
+    @property
+    def registry(self) -> Registry:
+        """Every registered component (of the plugins this engine was built with)."""
+        return self.assembly.registry
+
+    def components(self) -> dict[str, Any]:
+        """The configured plugin of every slot, with each encoder's field and modalities."""
+        return configured_components(self.assembly)
+
     # -- lifetime ------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Open the event log and every collection, and search ``items`` once, so the first
+        query does not pay for it (a server does this at startup). A collection that cannot
+        be opened as configured raises its error (e.g. :class:`ProvenanceMismatchError`)."""
+        warm_up(self.assembly)
 
     def close(self) -> None:
         self.assembly.store.close()

@@ -1,6 +1,6 @@
 """Fused item vectors from per-field vectors: fuse, store, and fuse everything again.
 
-:func:`refuse` re-fuses every item from the stored field vectors, without encoding:
+:func:`re_fuse` re-fuses every item from the stored field vectors, without encoding:
 after a fusion change (the ``items`` collection is dropped and made again) or a fit.
 The catalog (ids and metadata) comes from the field collections, which keep each item's
 metadata too, so ``items`` can always be rebuilt from them (re-fusing holds every item's id
@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from polyrec.contracts import Collection, ItemError, ItemFailure, VectorRecord
+from polyrec.engine._deprecated import moved
 from polyrec.engine.assembly import Assembly
 from polyrec.engine.encoding import HASH_KEY
-from polyrec.engine.layout import ITEMS, MISSING_KEY, RESERVED_KEYS
+from polyrec.engine.layout import ITEMS, MISSING_KEY, public_metadata
 
 __all__ = [
     "item_hash",
@@ -28,18 +29,16 @@ __all__ = [
     "store_fused",
     "catalog",
     "stored_fields",
-    "refuse",
+    "re_fuse",
 ]
+
+__getattr__ = moved(__name__, {"refuse": "polyrec.engine.fusing:re_fuse"})
 
 
 def item_hash(field_hashes: Mapping[str, str | None], metadata: Mapping[str, Any]) -> str:
     """What decides whether an item changed: each slot's content hash and the metadata."""
     payload = {"fields": {slot: field_hashes[slot] or "-" for slot in sorted(field_hashes)}, "metadata": metadata}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _public(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in metadata.items() if key not in RESERVED_KEYS}
 
 
 def field_matrices(
@@ -110,7 +109,7 @@ def catalog(assembly: Assembly) -> dict[str, dict[str, Any]]:
             continue
         for batch in assembly.layout.field(encoder).scan():
             for record in batch:
-                found.setdefault(record.id, _public(record.metadata))
+                found.setdefault(record.id, public_metadata(record.metadata))
     return found
 
 
@@ -135,7 +134,7 @@ def stored_fields(
     return fields, present, hashes
 
 
-def refuse(assembly: Assembly, *, chunk_size: int = 1024, drop: bool = False) -> int:
+def re_fuse(assembly: Assembly, *, chunk_size: int = 1024, drop: bool = False) -> int:
     """Fuse every item again from its stored field vectors; return how many were written.
 
     ``drop`` re-creates ``items`` first (the fusion changed: its provenance or dim differ).

@@ -1,263 +1,297 @@
-"""Readers that turn catalogs and event logs into chunks of records, streaming.
+"""Ingest: chunks of items (from :mod:`.readers`) -> per-field vectors (cached or encoded) -> fused item vectors.
 
-Every reader yields bounded chunks, so a catalog larger than memory is read piece by
-piece: JSONL line by line, CSV/TSV through pandas' chunked parser, Parquet (a file or a
-directory of files) through ``pyarrow.dataset`` record batches, a DataFrame by slices,
-and any iterable of :class:`Item`/dict lazily.
+Per chunk:
 
-A catalog row that cannot become an item (no id, broken JSON) becomes an
-:class:`ItemFailure` for that row; the rest goes on. An event row that cannot become an
-event stops the read with an :class:`EventError` naming the row: a bad event row almost
-always means a wrong column mapping, which would otherwise silently drop every event.
+1. every encoder slot takes its value from each item (a missing value is not an error:
+   the slot is listed in the item's ``_missing``) and hashes it;
+2. items whose *item hash* (field content hashes + metadata) equals the stored one are
+   skipped outright: re-ingesting an unchanged catalog costs one batch read per chunk;
+3. for the others, each slot reuses stored vectors with the same content hash and
+   encodes the rest (see :class:`~polyrec.engine.encoding.FieldEncoder`);
+4. the fields of each item are fused and written to ``items`` with the item's metadata.
+
+An item with no field vector at all is a failure (unless its fields already failed
+individually, which are reported instead). Fusing and re-fusing live in :mod:`.fusing`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections import Counter
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
 
-from polyrec.contracts import ColumnMapping, Event, Item, ItemFailure, PolyrecError
+from polyrec.contracts import Item, ItemFailure, NotFittedError, VectorRecord, is_missing
+from polyrec.engine._deprecated import moved
+from polyrec.engine.assembly import Assembly
+from polyrec.engine.encoding import HASH_KEY, FieldEncoder
+from polyrec.engine.fusing import field_matrices, item_hash, store_fused, upsert_isolating
+from polyrec.engine.readers import ItemChunk
 
 __all__ = [
-    "ItemChunk",
-    "EventError",
-    "read_items",
-    "read_events",
-    "source_dir",
-    "is_missing",
+    "IngestReport",
+    "IngestPipeline",
+    "item_metadata",
 ]
 
-#: File suffixes the readers understand.
-TABULAR_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq"}
+#: the readers lived here before this module held the ingest (old ``polyrec.engine.pipeline``)
+__getattr__ = moved(
+    __name__,
+    {
+        "EventError": "polyrec.engine.readers",
+        "read_items": "polyrec.engine.readers",
+        "read_events": "polyrec.engine.readers",
+        "source_dir": "polyrec.engine.readers",
+    },
+)
 
-
-class EventError(PolyrecError, ValueError):
-    """An event row is invalid; ``row`` is its 1-based position in the source."""
-
-    def __init__(self, row: int, reason: str, appended: int = 0) -> None:
-        self.row, self.reason, self.appended = row, reason, appended
-        super().__init__(f"event row {row}: {reason}")
+#: modalities whose string values are file paths, resolved against the catalog file's folder
+MEDIA_MODALITIES = frozenset({"image", "audio", "video"})
 
 
 @dataclass
-class ItemChunk:
-    """Up to ``chunk_size`` items, and the rows of that stretch that were not items."""
+class IngestReport:
+    """What an ingest did. ``failures`` name the item, the field and the plugin."""
 
-    items: list[Item] = field(default_factory=list)
+    stored: int = 0
+    unchanged: int = 0
+    pending: int = 0
+    encoded: int = 0
+    cached: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Items of this ingest that are in the store now (written or already up to date)."""
+        return self.stored + self.unchanged + self.pending
+
+    def add(self, other: IngestReport) -> None:
+        self.stored += other.stored
+        self.unchanged += other.unchanged
+        self.pending += other.pending
+        self.encoded += other.encoded
+        self.cached += other.cached
+        self.failures.extend(other.failures)
+
+    def failure_counts(self) -> Counter[tuple[str | None, str | None]]:
+        """Failures per ``(field, plugin)``."""
+        return Counter((failure.field, failure.plugin) for failure in self.failures)
+
+    def summary(self, max_messages: int = 10) -> str:
+        lines = [
+            f"stored {self.stored} items, {self.unchanged} unchanged, {len(self.failures)} failures "
+            f"({self.encoded} field values encoded, {self.cached} reused from cache) in {self.seconds:.1f}s"
+        ]
+        if self.pending:
+            lines.append(f"{self.pending} items wait for `polyrec fit`: the fusion is trainable and not fitted yet")
+        for (field_name, plugin), count in sorted(self.failure_counts().items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {count:>6} failed  field={field_name or '-'}  plugin={plugin or '-'}")
+        for failure in self.failures[:max_messages]:
+            lines.append(f"  {failure}")
+        if len(self.failures) > max_messages:
+            lines.append(f"  ... and {len(self.failures) - max_messages} more")
+        return "\n".join(lines)
 
 
-def is_missing(value: Any) -> bool:
-    """``None`` and NaN (how pandas spells an empty cell) mean "this item has no such field"."""
-    if value is None:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def source_dir(source: Any) -> Path | None:
-    """The directory relative media paths of a file catalog are resolved against."""
-    if not isinstance(source, str | Path):
-        return None
-    path = Path(source).resolve()
-    if path.is_dir():  # a directory of Parquet files
-        return path
-    return path.parent if path.suffix.lower() in TABULAR_SUFFIXES else None
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays of strings as plain Python, so items hash and store alike."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray) and value.dtype.kind in "OUS" and value.ndim == 1:
-        return [_plain(element) for element in value.tolist()]
-    return value
-
-
-class _Invalid:
-    """A row that failed to parse; turning it into an item raises with the parse error."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _row_to_item(row: Mapping[str, Any], id_key: str) -> Item:
-    return Item.from_mapping({key: _plain(value) for key, value in row.items()}, id_key)
-
-
-def _rows_to_chunks(rows: Iterable[tuple[str, Any]], id_key: str, chunk_size: int) -> Iterator[ItemChunk]:
-    """Group ``(row label, row)`` pairs into chunks; a row that is not an item is a failure."""
-    chunk = ItemChunk()
-    for label, row in rows:
-        try:
-            if isinstance(row, _Invalid):
-                raise ValueError(row.reason)
-            if isinstance(row, Item):
-                chunk.items.append(row)
-            elif isinstance(row, Mapping):
-                chunk.items.append(_row_to_item(row, id_key))
-            elif isinstance(row, BaseModel):
-                chunk.items.append(_row_to_item(row.model_dump(), id_key))
-            else:
-                raise ValueError(f"expected an Item or a mapping, got {type(row).__name__}")
-        except (ValueError, ValidationError) as exc:
-            chunk.failures.append(ItemFailure(item_id=label, reason=_first_line(exc)))
-        if len(chunk.items) + len(chunk.failures) >= chunk_size:
-            yield chunk
-            chunk = ItemChunk()
-    if chunk.items or chunk.failures:
-        yield chunk
-
-
-def _first_line(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in exc.errors())
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield f"<line {number}>", json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield f"<line {number}>", _Invalid(f"invalid JSON: {exc.msg} at column {exc.colno}")
-
-
-def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, list):
-        raise PolyrecError(f"{path}: a .json catalog must hold a list of objects (use .jsonl for large ones)")
-    for number, row in enumerate(data, start=1):
-        yield f"<row {number}>", row
-
-
-def _csv_frames(path: Path, chunk_size: int, string_columns: Iterable[str]) -> Iterator[Any]:
-    import pandas as pd
-
-    separator = "\t" if path.suffix.lower() == ".tsv" else ","
-    # ids and user names stay strings: "007" must not become 7
-    dtype = dict.fromkeys(string_columns, str)
-    with pd.read_csv(path, sep=separator, chunksize=chunk_size, dtype=dtype) as reader:
-        yield from reader
-
-
-def _parquet_batches(path: Path, chunk_size: int) -> Iterator[list[dict[str, Any]]]:
-    import pyarrow.dataset as ds
-
-    for batch in ds.dataset(path, format="parquet").to_batches(batch_size=chunk_size):
-        yield batch.to_pylist()
-
-
-def _frame_rows(frames: Iterable[Any], offset_label: str = "row") -> Iterator[tuple[str, Any]]:
-    number = 0
-    for frame in frames:
-        records = frame.to_dict("records") if hasattr(frame, "to_dict") else frame
-        for row in records:
-            number += 1
-            yield f"<{offset_label} {number}>", row
-
-
-def _dataframe_slices(frame: Any, chunk_size: int) -> Iterator[Any]:
-    for start in range(0, len(frame), chunk_size):
-        yield frame.iloc[start : start + chunk_size]
-
-
-def _source_rows(source: Any, chunk_size: int, string_columns: Iterable[str]) -> Iterator[tuple[str, Any]]:
-    """``(label, row)`` pairs of any supported source, streaming."""
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.exists():
-            raise PolyrecError(f"no such file or directory: {path}")
-        suffix = path.suffix.lower()
-        if suffix in {".jsonl", ".ndjson"}:
-            return _jsonl_rows(path)
-        if suffix == ".json":
-            return _json_rows(path)
-        if suffix in {".csv", ".tsv"}:
-            return _frame_rows(_csv_frames(path, chunk_size, string_columns))
-        if suffix in {".parquet", ".pq"} or path.is_dir():
-            return _frame_rows(_parquet_batches(path, chunk_size))
-        known = ", ".join(sorted(TABULAR_SUFFIXES))
-        raise PolyrecError(f"{path}: unsupported file type {suffix or '(none)'!r}; known: {known}")
-    if hasattr(source, "iloc") and hasattr(source, "to_dict"):  # a pandas DataFrame
-        return _frame_rows(_dataframe_slices(source, chunk_size))
-    if isinstance(source, Mapping | Item | BaseModel):
-        source = [source]
-    return ((f"<row {number}>", row) for number, row in enumerate(source, start=1))
-
-
-def read_items(source: Any, *, chunk_size: int = 256, id_column: str = "id") -> Iterator[ItemChunk]:
-    """Chunks of items from a path (.jsonl/.json/.csv/.tsv/.parquet or a Parquet directory),
-    a DataFrame, or an iterable of :class:`Item`/dict."""
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    return _rows_to_chunks(_source_rows(source, chunk_size, [id_column]), id_column, chunk_size)
-
-
-# -- events -------------------------------------------------------------------------------
-
-
-def _timestamp(value: Any) -> float:
+def _filterable(value: Any) -> Any:
+    """Scalars and lists of strings are kept as metadata; bytes, arrays, images are not."""
     if is_missing(value):
-        return 0.0
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return datetime.fromisoformat(value).timestamp()
-    return float(value)
+        return None
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple) and value and all(isinstance(element, str) for element in value):
+        return list(value)
+    return None
 
 
-def _row_to_event(row: Mapping[str, Any], columns: ColumnMapping) -> Event:
-    def required(column: str) -> Any:
-        if column not in row or is_missing(row[column]):
-            raise ValueError(f"missing column {column!r} (columns: {', '.join(map(str, row))})")
-        return _plain(row[column])
-
-    fields: dict[str, Any] = {"user": required(columns.user), "item": required(columns.item)}
-    if columns.timestamp in row:
-        fields["timestamp"] = _timestamp(_plain(row[columns.timestamp]))
-    if columns.value is not None:
-        fields["value"] = required(columns.value)
-    if columns.kind is not None:
-        fields["kind"] = str(required(columns.kind))
-    return Event(**fields)
+def item_metadata(item: Item, exclude: Container[str] = ()) -> dict[str, Any]:
+    """The item's filterable metadata (keys starting with ``_`` are reserved)."""
+    metadata = {}
+    for key, value in item.fields.items():
+        kept = None if key.startswith("_") or key in exclude else _filterable(value)
+        if kept is not None:
+            metadata[key] = kept
+    return metadata
 
 
-def read_events(source: Any, columns: ColumnMapping, *, chunk_size: int = 10_000) -> Iterator[list[Event]]:
-    """Chunks of validated events from a path, a DataFrame or an iterable of Event/dict.
+@dataclass
+class _ChunkPlan:
+    """The hashed values of one chunk, per slot."""
 
-    Raises :class:`EventError` for the first invalid row (its 1-based number and why).
-    """
-    string_columns = [columns.user, columns.item]
-    chunk: list[Event] = []
-    for number, (_label, row) in enumerate(_source_rows(source, chunk_size, string_columns), start=1):
-        try:
-            if isinstance(row, _Invalid):
-                raise ValueError(row.reason)
-            if isinstance(row, Event):
-                event = row
-            elif isinstance(row, Mapping):
-                event = _row_to_event(row, columns)
+    items: list[Item]
+    metadata: dict[str, dict[str, Any]]
+    values: dict[str, dict[str, Any]]
+    hashes: dict[str, dict[str, str]]
+    failures: list[ItemFailure]
+
+    def item_hash(self, item_id: str, stored: Mapping[str, set[str]] | None = None) -> str:
+        """Item hash from the current hashes; with ``stored``, only of the slots that got a vector."""
+        hashes = {
+            slot: slot_hashes.get(item_id) if stored is None or item_id in stored[slot] else None
+            for slot, slot_hashes in self.hashes.items()
+        }
+        return item_hash(hashes, self.metadata[item_id])
+
+
+class IngestPipeline:
+    """Runs chunks of items through the encoders, the cache, the fusion and the store."""
+
+    def __init__(self, assembly: Assembly, *, rebuild: bool = False, base_dir: Path | None = None) -> None:
+        self.assembly = assembly
+        self.layout = assembly.layout
+        self.encoders = [fe for fe in assembly.encoders.values() if fe.usable]
+        self.rebuild = rebuild
+        self.base_dir = base_dir
+
+    def run(self, chunks: Iterable[ItemChunk], progress: Callable[[int], Any] | None = None) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        for chunk in chunks:
+            report.failures.extend(chunk.failures)
+            if chunk.items:
+                report.add(self.ingest_chunk(chunk.items))
+            if progress is not None:
+                progress(len(chunk.items) + len(chunk.failures))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- one chunk -----------------------------------------------------------------------
+
+    def _value(self, encoder: FieldEncoder, item_id: str, fields: Mapping[str, Any]) -> Any | None:
+        value = encoder.value_of(item_id, fields)
+        if self.base_dir is not None and isinstance(value, str) and encoder.encoder.modality in MEDIA_MODALITIES:
+            candidate = self.base_dir / value
+            if "://" not in value and not Path(value).is_absolute() and candidate.exists():
+                return candidate
+        return value
+
+    def plan(self, items: Sequence[Item]) -> _ChunkPlan:
+        unique = list({item.id: item for item in items}.values())  # a repeated id: the last one wins
+        settings = self.assembly.settings
+        # derived fields (e.g. one text composed of title, genres and year) are encoded, not
+        # stored: they repeat their sources (and callers may have composed them already)
+        metadata = {item.id: item_metadata(item, exclude=settings.derived) for item in unique}
+        plan = _ChunkPlan(unique, metadata, {}, {}, [])
+        fields = {
+            item.id: settings.with_derived_fields(item.fields) if settings.derived else item.fields for item in unique
+        }
+        for encoder in self.encoders:
+            values = {
+                item.id: value
+                for item in unique
+                if (value := self._value(encoder, item.id, fields[item.id])) is not None
+            }
+            hashes, failures = encoder.hash_values(values)
+            plan.values[encoder.slot] = values
+            plan.hashes[encoder.slot] = hashes
+            plan.failures += failures
+        return plan
+
+    def ingest_chunk(self, items: Sequence[Item]) -> IngestReport:
+        plan = self.plan(items)
+        report = IngestReport(failures=list(plan.failures))
+        items_collection = self.layout.items(rebuild=self.rebuild)
+        previous = {record.id: record.metadata.get(HASH_KEY) for record in items_collection.get(list(plan.metadata))}
+        changed = []
+        for item in plan.items:
+            if previous.get(item.id) == plan.item_hash(item.id):
+                report.unchanged += 1
+                report.cached += sum(item.id in values for values in plan.values.values())
             else:
-                raise ValueError(f"expected an Event or a mapping, got {type(row).__name__}")
-        except (ValueError, TypeError, ValidationError) as exc:
-            raise EventError(number, _first_line(exc)) from None
-        chunk.append(event)
-        if len(chunk) >= chunk_size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+                changed.append(item.id)
+        if not changed:
+            return report
+        vectors = {
+            encoder.slot: self._encode_slot(encoder, plan, changed, previous, report) for encoder in self.encoders
+        }
+        self._fuse_and_store(plan, changed, vectors, previous, report)
+        return report
+
+    def _encode_slot(
+        self,
+        encoder: FieldEncoder,
+        plan: _ChunkPlan,
+        changed: Sequence[str],
+        previous: Mapping[str, Any],
+        report: IngestReport,
+    ) -> dict[str, np.ndarray]:
+        hashes = {
+            item_id: plan.hashes[encoder.slot][item_id] for item_id in changed if item_id in plan.hashes[encoder.slot]
+        }
+        collection = self.layout.field(encoder, rebuild=self.rebuild)
+        vectors = FieldEncoder.cached(collection, hashes)
+        report.cached += len(vectors)
+        todo = {item_id: plan.values[encoder.slot][item_id] for item_id in hashes if item_id not in vectors}
+        if todo:
+            fresh, failures = encoder.encode_values(todo, collection.dim)
+            report.encoded += len(fresh)
+            report.failures += failures
+            vectors.update(fresh)
+        # cached vectors are written again too: the item's metadata may be what changed
+        records = [
+            VectorRecord(id=item_id, vector=vector, metadata={**plan.metadata[item_id], HASH_KEY: hashes[item_id]})
+            for item_id, vector in vectors.items()
+        ]
+        before = len(report.failures)
+        upsert_isolating(collection, records, report.failures)
+        rejected = {failure.item_id for failure in report.failures[before:]}
+        vectors = {item_id: vector for item_id, vector in vectors.items() if item_id not in rejected}
+        stale = [item_id for item_id in changed if item_id in previous and item_id not in vectors]
+        if stale:
+            collection.delete(stale)
+        return vectors
+
+    def _fuse_and_store(
+        self,
+        plan: _ChunkPlan,
+        changed: Sequence[str],
+        vectors: Mapping[str, Mapping[str, np.ndarray]],
+        previous: Mapping[str, Any],
+        report: IngestReport,
+    ) -> None:
+        failed_ids = {failure.item_id for failure in report.failures}
+        fields, present = field_matrices(self.layout.field_dims(), changed, vectors)
+        has_any = np.any(np.stack(list(present.values())), axis=0) if present else np.zeros(len(changed), bool)
+        keep = [i for i, item_id in enumerate(changed) if has_any[i]]
+        dropped = [item_id for i, item_id in enumerate(changed) if not has_any[i]]
+        for item_id in dropped:
+            if item_id not in failed_ids:
+                report.failures.append(ItemFailure(item_id=item_id, reason=self._nothing_to_encode()))
+        stale = [item_id for item_id in dropped if item_id in previous]
+        if stale:
+            self.layout.items().delete(stale)
+        if not keep:
+            return
+        stored_slots = {slot: set(slot_vectors) for slot, slot_vectors in vectors.items()}
+        ids = [changed[i] for i in keep]
+        metadata = [{**plan.metadata[item_id], HASH_KEY: plan.item_hash(item_id, stored_slots)} for item_id in ids]
+        try:
+            report.stored += store_fused(
+                self.assembly,
+                ids,
+                {slot: matrix[keep] for slot, matrix in fields.items()},
+                {slot: mask[keep] for slot, mask in present.items()},
+                metadata,
+                report.failures,
+            )
+        except NotFittedError:
+            # a fusion that cannot fuse before its fit: field vectors are stored, fit fuses them
+            report.pending += len(ids)
+
+    def _nothing_to_encode(self) -> str:
+        slots = {fe.slot: fe.field for fe in self.assembly.encoders.values()}
+        waiting = [fe.plugin for fe in self.assembly.encoders.values() if not fe.usable]
+        reason = f"no encodable field: none of the fields {sorted(set(slots.values()))} has a usable value"
+        if waiting:
+            reason += f" (encoder {', '.join(waiting)} gives vectors only after `polyrec fit`; ingest again then)"
+        return reason

@@ -43,8 +43,7 @@ from polyrec.contracts import (
 )
 from polyrec.engine.assembly import Assembly
 from polyrec.engine.encoding import FieldEncoder
-from polyrec.engine.layout import RESERVED_KEYS
-from polyrec.engine.training import item_matrix
+from polyrec.engine.layout import EVENTS, ITEMS, public_metadata
 
 __all__ = [
     "EXPLANATION_SIZE",
@@ -77,9 +76,12 @@ class _Candidate:
     weights: np.ndarray | None = None  # the scorer's weights over the history, for the explanation
 
     def to_recommendation(self, flags: Sequence[str]) -> Recommendation:
-        public = {key: value for key, value in self.metadata.items() if key not in RESERVED_KEYS}
         return Recommendation(
-            item=self.id, score=self.score, explanation=self.explanation, flags=list(flags), metadata=public
+            item=self.id,
+            score=self.score,
+            explanation=self.explanation,
+            flags=list(flags),
+            metadata=public_metadata(self.metadata),
         )
 
 
@@ -140,36 +142,30 @@ def _check(k: int, diversity: float, filter: Mapping[str, Any] | None) -> None:
 
 
 class Retriever:
-    """Queries over one engine's collections; caches popularity and the catalog centroid."""
+    """Queries over one engine's collections; caches popularity and the catalog centroid.
+
+    A cache is kept with the layout's write version it was computed at, and used while
+    that version is current (see :meth:`.StoreLayout.version`): writes need not reset it.
+    """
 
     def __init__(self, assembly: Assembly) -> None:
         self.assembly = assembly
-        self._popularity: list[tuple[str, int]] | None = None
-        self._centroid: np.ndarray | None = None
-        # bumped by every forget: a cache computed while a write ran is not kept (concurrent servers)
-        self._events_version = 0
-        self._items_version = 0
-        self._observed_version = -1  # a fresh process observes the stored log before its first score
-
-    def forget_events(self) -> None:
-        self._popularity = None
-        self._events_version += 1
-
-    def forget_items(self) -> None:
-        self._centroid = None
-        self._items_version += 1
+        self.layout = assembly.layout
+        self._popularity: tuple[int, list[tuple[str, int]]] | None = None
+        self._centroid: tuple[int, np.ndarray | None] | None = None
+        self._observed_version: int | None = None  # a fresh process observes the stored log before its first score
 
     # -- histories -----------------------------------------------------------------------
 
     def history(self, user: str) -> tuple[History, set[str]]:
         """The user's usable history and every item the user interacted with."""
-        events = self.assembly.store.events().read(user)
+        events = self.layout.events().read(user)
         seen = {event.item for event in events}
         latest = _latest_by_item(events)
-        records = {record.id: record for record in self.assembly.layout.items().get(list(latest))}
+        records = {record.id: record for record in self.layout.items().get(list(latest))}
         usable = [(item_id, stamp) for item_id, stamp in latest.items() if item_id in records]
         usable = usable[-self.assembly.settings.retrieval.history_length :]
-        dim = self.assembly.layout.items().dim
+        dim = self.layout.items().dim
         vectors = (
             np.stack([np.asarray(records[item_id].vector, np.float32) for item_id, _ in usable])
             if usable
@@ -198,7 +194,7 @@ class Retriever:
         self._observe_if_stale(scorer)
         query = np.asarray(scorer.query_vector(history), np.float32)
         pool = max(self.assembly.settings.retrieval.candidates, k) + len(excluded)
-        hits = [hit for hit in self.assembly.layout.items().search(query, pool, filter) if hit.id not in excluded]
+        hits = [hit for hit in self.layout.items().search(query, pool, filter) if hit.id not in excluded]
         candidates = self._with_vectors(hits)
         if not candidates:
             return []
@@ -213,13 +209,13 @@ class Retriever:
 
     def _observe_if_stale(self, scorer: Scorer) -> None:
         # event statistics (e.g. a popularity prior) follow new events without a refit
-        if scorer.observes_events and self._observed_version != self._events_version:
-            version = self._events_version
-            scorer.observe(self.assembly.store.events().read())
+        version = self.layout.version(EVENTS)
+        if scorer.observes_events and self._observed_version != version:
+            scorer.observe(self.layout.events().read())
             self._observed_version = version
 
     def _with_vectors(self, hits: Sequence[Hit]) -> list[_Candidate]:
-        records = {record.id: record for record in self.assembly.layout.items().get([hit.id for hit in hits])}
+        records = {record.id: record for record in self.layout.items().get([hit.id for hit in hits])}
         return [_candidate(records[hit.id], hit.score) for hit in hits if hit.id in records]
 
     def _cold(
@@ -238,13 +234,13 @@ class Retriever:
 
     def popularity(self) -> list[tuple[str, int]]:
         """Items by number of events, most first (ties by id)."""
-        popularity = self._popularity
-        if popularity is None:
-            version = self._events_version
-            counts = Counter(event.item for event in self.assembly.store.events().read())
-            popularity = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
-            if version == self._events_version:
-                self._popularity = popularity
+        version = self.layout.version(EVENTS)
+        if self._popularity is not None and self._popularity[0] == version:
+            return self._popularity[1]
+        counts = Counter(event.item for event in self.layout.events().read())
+        popularity = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
+        if version == self.layout.version(EVENTS):  # no write ran meanwhile
+            self._popularity = (version, popularity)
         return popularity
 
     def _popular(self, n: int, filter: Mapping[str, Any] | None, excluded: set[str]) -> list[_Candidate]:
@@ -252,7 +248,7 @@ class Retriever:
         ranked = [(item_id, count) for item_id, count in self.popularity() if item_id not in excluded]
         for start in range(0, len(ranked), 256):
             batch = dict(ranked[start : start + 256])
-            for record in self.assembly.layout.items().get(list(batch)):
+            for record in self.layout.items().get(list(batch)):
                 if matches(record.metadata, filter):
                     found.append(_candidate(record, float(batch[record.id])))
             if len(found) >= n:
@@ -260,17 +256,21 @@ class Retriever:
         return sorted(found, key=lambda c: -c.score)[:n]
 
     def _typical(self, n: int, filter: Mapping[str, Any] | None, excluded: set[str]) -> list[_Candidate]:
-        centroid = self._centroid
-        if centroid is None:
-            version = self._items_version
-            _, vectors = item_matrix(self.assembly)
-            centroid = vectors.mean(axis=0) if len(vectors) else None
-            if version == self._items_version:
-                self._centroid = centroid
+        centroid = self._catalog_centroid()
         if centroid is None:
             return []
-        hits = [hit for hit in self.assembly.layout.items().search(centroid, n, filter) if hit.id not in excluded]
+        hits = [hit for hit in self.layout.items().search(centroid, n, filter) if hit.id not in excluded]
         return self._with_vectors(hits)
+
+    def _catalog_centroid(self) -> np.ndarray | None:
+        version = self.layout.version(ITEMS)
+        if self._centroid is not None and self._centroid[0] == version:
+            return self._centroid[1]
+        _, vectors = self.layout.item_matrix()
+        centroid = vectors.mean(axis=0) if len(vectors) else None
+        if version == self.layout.version(ITEMS):
+            self._centroid = (version, centroid)
+        return centroid
 
     # -- similar -------------------------------------------------------------------------
 
@@ -278,12 +278,12 @@ class Retriever:
         self, item_id: str, k: int = 10, filter: Mapping[str, Any] | None = None, diversity: float = 0.0
     ) -> list[Recommendation]:
         _check(k, diversity, filter)
-        records = self.assembly.layout.items().get([str(item_id)])
+        records = self.layout.items().get([str(item_id)])
         if not records:
             raise ItemError(str(item_id), None, None, "not in the store: ingest it first (or check the id)")
         source = records[0]
         pool = k + 1 if diversity == 0 else max(k, self.assembly.settings.retrieval.candidates) + 1
-        hits = [h for h in self.assembly.layout.items().search(source.vector, pool, filter) if h.id != source.id]
+        hits = [h for h in self.layout.items().search(source.vector, pool, filter) if h.id != source.id]
         candidates = self._with_vectors(hits)
         because = [HistoryWeight(item=source.id, weight=1.0)]
         for candidate in candidates:
@@ -303,6 +303,11 @@ class Retriever:
             if chosen is None:
                 known = sorted({*encoders, *(fe.field for fe in encoders.values())})
                 raise QueryError(f"no encoder slot or field {field!r}; known: {', '.join(known)}")
+            if modality is not None and modality not in chosen.encoder.query_modalities:
+                takes = ", ".join(chosen.encoder.query_modalities) or "no queries"
+                raise QueryError(
+                    f"slot {chosen.slot!r} (plugin {chosen.plugin!r}) takes {takes}, not {modality} queries"
+                )
             return chosen
         modality = modality or query_modality(query)
         for fe in encoders.values():
@@ -332,13 +337,13 @@ class Retriever:
         history = self.history(str(user))[0] if user is not None else None
         personal = history is not None and len(history) > 0
         pool = max(k, self.assembly.settings.retrieval.candidates) if personal else k
-        hits = self.assembly.layout.field(encoder).search(vector, pool, filter)
+        hits = self.layout.field(encoder).search(vector, pool, filter)
         flags = [f"field:{encoder.slot}"]
         if not personal:
             return [_candidate_from_hit(hit).to_recommendation(flags) for hit in hits[:k]]
         assert history is not None
         user_vector = np.asarray(self.assembly.scorer.query_vector(history), np.float32)
-        fused = {record.id: record for record in self.assembly.layout.items().get([hit.id for hit in hits])}
+        fused = {record.id: record for record in self.layout.items().get([hit.id for hit in hits])}
         candidates = []
         for hit in hits:
             candidate = _candidate_from_hit(hit)
@@ -354,7 +359,7 @@ class Retriever:
             vector = np.asarray(encoder.encoder.encode_query(query), dtype=np.float32).reshape(-1)
         except NotImplementedError as exc:
             raise QueryError(f"slot {encoder.slot!r}: {exc}") from None
-        dim = self.assembly.layout.field(encoder).dim
+        dim = self.layout.field(encoder).dim
         if vector.shape != (dim,) or not np.isfinite(vector).all():
             raise QueryError(
                 f"encoder {encoder.plugin!r} returned a query vector of shape {vector.shape} "

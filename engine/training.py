@@ -9,7 +9,7 @@
 Before all that, every scorer (trainable or not) ``observe``s the event log: statistics
 that need no training, such as the popularity counts of a prior.
 
-Each fitted component's state is saved right away (see :mod:`.state`), so a later
+Each fitted component's state is saved right away (see :mod:`.manifest`), so a later
 ``Engine.from_config`` on the same store picks it up.
 """
 
@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from polyrec.contracts import Event, Item, PolyrecError, TrainingData, VectorRecord
-from polyrec.engine.assembly import FUSION_KEY, SCORER_KEY, Assembly, encoder_key
+from polyrec.contracts import Event, Item, ItemFailure, PolyrecError, TrainingData, VectorRecord
+from polyrec.engine.assembly import Assembly
 from polyrec.engine.encoding import HASH_KEY, FieldEncoder
-from polyrec.engine.fusing import catalog, refuse, stored_fields
+from polyrec.engine.fusing import catalog, re_fuse, stored_fields, upsert_isolating
+from polyrec.engine.manifest import FUSION_KEY, SCORER_KEY, encoder_key
 
-__all__ = ["FitReport", "build_training_data", "item_matrix", "run_fit"]
+__all__ = ["FitReport", "build_training_data", "run_fit"]
 
 
 @dataclass
@@ -39,15 +40,27 @@ class FitReport:
     items: int = 0
     fitted: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: items whose field could not be encoded again by a fitted encoder (named like ingest's)
+    failures: list[ItemFailure] = field(default_factory=list)
 
-    def summary(self) -> str:
+    def summary(self, max_messages: int = 10) -> str:
         if not self.fitted:
             return "nothing to fit: no component of this config is trainable"
         steps = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in self.timings.items())
-        return (
+        lines = [
             f"fitted {', '.join(self.fitted)} on {self.events} events of {self.users} users "
             f"over {self.items} items ({steps})"
-        )
+        ]
+        if self.failures:
+            lines.append(f"{len(self.failures)} items failed to encode again after the fit:")
+            lines += [f"  {failure}" for failure in self.failures[:max_messages]]
+            if len(self.failures) > max_messages:
+                lines.append(f"  ... and {len(self.failures) - max_messages} more")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (``polyrec fit --json``)."""
+        return {**vars(self), "failures": [failure.model_dump() for failure in self.failures]}
 
 
 def build_training_data(
@@ -72,21 +85,18 @@ def build_training_data(
     return TrainingData(list(item_ids), item_vectors, users, sequences, timestamps, seed)
 
 
-def item_matrix(assembly: Assembly) -> tuple[list[str], np.ndarray]:
-    """Every fused vector: ids (sorted) and a float32 ``(n, dim)`` matrix."""
-    collection = assembly.layout.items()
-    rows: dict[str, np.ndarray] = {}
-    for batch in collection.scan():
-        rows.update((record.id, np.asarray(record.vector, dtype=np.float32)) for record in batch)
-    ids = sorted(rows)
-    matrix = np.stack([rows[item_id] for item_id in ids]) if ids else np.zeros((0, collection.dim), np.float32)
-    return ids, matrix
-
-
 def _reencode(
-    assembly: Assembly, encoder: FieldEncoder, items: Mapping[str, Mapping[str, Any]], chunk_size: int
+    assembly: Assembly,
+    encoder: FieldEncoder,
+    items: Mapping[str, Mapping[str, Any]],
+    chunk_size: int,
+    failures: list[ItemFailure],
 ) -> int:
-    """Encode ``encoder``'s field of every catalog item again (after the encoder was fitted)."""
+    """Encode ``encoder``'s field of every catalog item again (after the encoder was fitted).
+
+    Failures are reported like ingest's (item, field, plugin, reason), and a failed item's
+    old vector is deleted: it was made by the previous fit, in another space.
+    """
     collection = assembly.layout.field(encoder)
     ids = sorted(items)
     written = 0
@@ -95,15 +105,21 @@ def _reencode(
         values = {
             item_id: value for item_id in chunk if (value := encoder.value_of(item_id, items[item_id])) is not None
         }
-        hashes, _ = encoder.hash_values(values)
-        vectors, _ = encoder.encode_values({item_id: values[item_id] for item_id in hashes}, collection.dim)
+        before = len(failures)
+        hashes, hash_failures = encoder.hash_values(values)
+        vectors, encode_failures = encoder.encode_values(
+            {item_id: values[item_id] for item_id in hashes}, collection.dim
+        )
+        failures += hash_failures + encode_failures
         records = [
             VectorRecord(id=item_id, vector=vector, metadata={**items[item_id], HASH_KEY: hashes[item_id]})
             for item_id, vector in vectors.items()
         ]
-        if records:
-            collection.upsert(records)
-        written += len(records)
+        upsert_isolating(collection, records, failures)
+        failed = sorted({failure.item_id for failure in failures[before:]})
+        if failed:
+            collection.delete(failed)
+        written += len(records) - len(set(failed) & set(vectors))
     return written
 
 
@@ -126,7 +142,7 @@ def run_fit(assembly: Assembly, *, chunk_size: int = 1024) -> FitReport:
     report = FitReport()
     clock = _Clock(report.timings)
     with clock("read events"):
-        events = assembly.store.events().read()
+        events = assembly.layout.events().read()
     report.events = len(events)
     report.users = len({event.user for event in events})
     trainable_encoders = [fe for fe in assembly.encoders.values() if fe.encoder.trainable]
@@ -144,9 +160,9 @@ def run_fit(assembly: Assembly, *, chunk_size: int = 1024) -> FitReport:
         key = encoder_key(fe.slot)
         with clock(f"fit {key}"):
             fe.encoder.fit(events, [Item(id=item_id, fields=dict(meta)) for item_id, meta in items.items()])
-            fe.fit_id = assembly.state.save_component(key, fe.encoder, fe.fingerprint)
+            fe.fit_id = assembly.manifest.save_component(key, fe.encoder, fe.fingerprint)
         with clock(f"encode {key}"):
-            _reencode(assembly, fe, items, chunk_size)
+            _reencode(assembly, fe, items, chunk_size, report.failures)
         report.fitted.append(key)
     if assembly.fusion.trainable:
         with clock(f"fit {FUSION_KEY}"):
@@ -154,15 +170,13 @@ def run_fit(assembly: Assembly, *, chunk_size: int = 1024) -> FitReport:
         report.fitted.append(FUSION_KEY)
     if trainable_encoders or assembly.fusion.trainable:
         with clock("fuse"):
-            refuse(assembly, chunk_size=chunk_size)
-    ids, vectors = item_matrix(assembly)
+            re_fuse(assembly, chunk_size=chunk_size)
+    ids, vectors = assembly.layout.item_matrix()
     report.items = len(ids)
     if assembly.scorer.trainable:
         with clock(f"fit {SCORER_KEY}"):
             assembly.scorer.fit(build_training_data(events, ids, vectors, assembly.settings.seed))
-            assembly.fit_ids[SCORER_KEY] = assembly.state.save_component(
-                SCORER_KEY, assembly.scorer, assembly.fingerprints[SCORER_KEY]
-            )
+            assembly.manifest.save_component(SCORER_KEY, assembly.scorer, assembly.fingerprints[SCORER_KEY])
         report.fitted.append(SCORER_KEY)
     return report
 
@@ -180,6 +194,4 @@ def _fit_fusion(assembly: Assembly, events: Sequence[Event]) -> None:
     fields, present, _ = stored_fields(assembly, ids)
     data = build_training_data(events, ids, np.zeros((len(ids), 0), np.float32), assembly.settings.seed)
     assembly.fusion.fit(fields, present, data if events else None)
-    assembly.fit_ids[FUSION_KEY] = assembly.state.save_component(
-        FUSION_KEY, assembly.fusion, assembly.fingerprints[FUSION_KEY]
-    )
+    assembly.manifest.save_component(FUSION_KEY, assembly.fusion, assembly.fingerprints[FUSION_KEY])

@@ -14,8 +14,8 @@ from engine_fakes import ENCODED, BagOfWordsEncoder, plugin_manager
 
 from polyrec.contracts import ItemError, MissingDependencyError, NotFittedError, PolyrecError
 from polyrec.engine.engine import Engine
-from polyrec.engine.ingest import EventError
 from polyrec.engine.plugins import DEFAULT_PLUGINS, build_plugin_manager
+from polyrec.engine.readers import EventError
 from polyrec.engine.retrieval import QueryError
 
 BAD_IDS = {"item-007", "item-023", "item-050", "item-071", "item-099"}

@@ -13,7 +13,7 @@ from engine_fakes import ENCODED, plugin_manager
 
 from polyrec.contracts import Item, ProvenanceMismatchError
 from polyrec.engine.engine import Engine
-from polyrec.engine.ingest import read_events, read_items
+from polyrec.engine.readers import read_events, read_items
 
 
 @pytest.fixture(autouse=True)

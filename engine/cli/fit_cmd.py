@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
         report = engine.fit()
     if args.json:
-        print(json.dumps(vars(report), indent=2))
+        print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report.summary())
     return 0

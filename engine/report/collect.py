@@ -57,12 +57,7 @@ class UserView:
 
 def item_metadata(engine: Engine, ids: Iterable[str], batch_size: int = 1000) -> dict[str, dict[str, Any]]:
     """Public metadata (reserved ``_`` keys left out) of the stored items among ``ids``."""
-    wanted = list(dict.fromkeys(ids))
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(wanted), batch_size):
-        for record in engine.get_items(wanted[start : start + batch_size]):
-            found[record.id] = {key: value for key, value in record.metadata.items() if not key.startswith("_")}
-    return found
+    return engine.item_metadata(list(ids), batch_size)
 
 
 class _Viewer:

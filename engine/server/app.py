@@ -27,9 +27,9 @@ from polyrec.contracts import PolyrecConfig, PolyrecError
 from polyrec.engine.engine import Engine
 from polyrec.engine.plugins import PolyrecPluginManager, polyrec_version
 from polyrec.engine.server import routes_items, routes_search, routes_users
+from polyrec.engine.server.context import Context, ServerContext
 from polyrec.engine.server.errors import install_error_handlers, status_of
 from polyrec.engine.server.limits import BodySizeLimit, ServerLimits
-from polyrec.engine.server.state import ServerState, State
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -70,15 +70,15 @@ def create_app(
     if not limits.media_dirs:
         limits = limits.model_copy(update={"media_dirs": _default_media_dirs(engine_or_config, base_dir)})
     engine, owns_engine = _open_engine(engine_or_config, base_dir, plugin_manager)
-    state = ServerState(engine, limits, owns_engine)
+    ctx = ServerContext(engine, limits, owns_engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(state.open_collections)  # may load a model: then the first request is fast
+        await run_in_threadpool(ctx.open_collections)  # may load a model: then the first request is fast
         try:
             yield
         finally:
-            state.close()
+            ctx.close()
 
     app = FastAPI(
         title="polyrec",
@@ -86,7 +86,7 @@ def create_app(
         description="Multimodal recommendations: items, events, recommendations, similar items and search.",
         lifespan=lifespan,
     )
-    app.state.polyrec = state
+    app.state.polyrec = ctx
     app.add_middleware(BodySizeLimit, limits=limits)
     install_error_handlers(app)
     for module in (routes_items, routes_users, routes_search):
@@ -98,8 +98,8 @@ def create_app(
 
 def _add_service_routes(app: FastAPI) -> None:
     @app.get("/health", tags=["service"], summary="Liveness and store counts")
-    def health(state: State) -> JSONResponse:
-        engine = state.engine
+    def health(ctx: Context) -> JSONResponse:
+        engine = ctx.engine
         body: dict[str, Any] = {"status": "ok", "version": polyrec_version(), "store": engine.settings.store.plugin}
         try:
             body["items"] = engine.count()
@@ -109,27 +109,10 @@ def _add_service_routes(app: FastAPI) -> None:
         return JSONResponse(body)
 
     @app.get("/plugins", tags=["service"], summary="Configured and registered components")
-    def plugins(state: State) -> dict[str, Any]:
+    def plugins(ctx: Context) -> dict[str, Any]:
         from polyrec.engine.cli.plugins_cmd import registry_report
 
-        assembly = state.engine.assembly
-        encoders = {
-            slot: {
-                "plugin": fe.plugin,
-                "field": fe.field,
-                "modality": fe.encoder.modality,
-                "query_modalities": list(fe.encoder.query_modalities),
-                "usable": fe.usable,
-            }
-            for slot, fe in assembly.encoders.items()
-        }
-        configured = {
-            "store": assembly.resolved.store.plugin,
-            "encoders": encoders,
-            "fusion": assembly.resolved.fusion.plugin,
-            "scorer": assembly.resolved.scorer.plugin,
-        }
-        return {"configured": configured, **registry_report(assembly.registry)}
+        return {"configured": ctx.engine.components(), **registry_report(ctx.engine.registry)}
 
 
 def _add_web_page(app: FastAPI) -> None:

@@ -1,7 +1,7 @@
 """Server limits (batch sizes, body and upload bytes, page sizes, media directories) and
-the ASGI middleware that refuses oversized request bodies with 413 before they are parsed.
+the ASGI middleware that rejects oversized request bodies with 413 before they are parsed.
 
-A body is measured twice: by its ``Content-Length`` header (refused before a byte is read)
+A body is measured twice: by its ``Content-Length`` header (rejected before a byte is read)
 and while it streams in (a chunked body without a length is cut off at the limit). Multipart
 bodies (file uploads) may be ``max_upload_bytes`` plus a little room for the form's other
 fields; every other body may be ``max_body_bytes``.

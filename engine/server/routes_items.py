@@ -13,13 +13,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from polyrec.contracts import Item
-from polyrec.engine.server.catalog import delete_item, item_info, item_metadata
+from polyrec.engine.server.catalog import item_info, item_metadata
+from polyrec.engine.server.context import Context
 from polyrec.engine.server.errors import ApiError
 from polyrec.engine.server.limits import ServerLimits
 from polyrec.engine.server.query_params import check_k, parse_filter
 from polyrec.engine.server.results import to_results
 from polyrec.engine.server.schemas import DeletedOut, IngestOut, ItemOut, ItemsIn, SimilarOut
-from polyrec.engine.server.state import State
 
 __all__ = ["router", "check_batch"]
 
@@ -37,30 +37,30 @@ def check_batch(size: int, what: str, limits: ServerLimits) -> None:
 
 
 @router.post("/items", response_model=IngestOut, summary="Add or update items (batch)")
-def upsert_items(body: ItemsIn, state: State) -> IngestOut:
+def upsert_items(body: ItemsIn, ctx: Context) -> IngestOut:
     """Encode, fuse and store the items. Items that fail (bad value, failing encoder) are listed
     in ``failures`` with the item id, field, plugin and reason; the rest are stored."""
-    check_batch(len(body.items), "items", state.limits)
+    check_batch(len(body.items), "items", ctx.limits)
     items = [Item(id=item.id, fields=item.fields) for item in body.items]
-    with state.writes.lock:
-        report = state.engine.ingest(items)
+    with ctx.writes.lock:
+        report = ctx.engine.ingest(items)
     return IngestOut(stored=report.stored, unchanged=report.unchanged, pending=report.pending, failures=report.failures)
 
 
 @router.get("/items/{item_id:path}/similar", response_model=SimilarOut, summary="Items nearest an item")
 def similar_items(
     item_id: str,
-    state: State,
+    ctx: Context,
     k: Annotated[int, Query(ge=1, description="how many results")] = 10,
     filter: Annotated[str | None, Query(description='metadata filter as JSON, e.g. {"year": {"$gte": 1990}}')] = None,
     diversity: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
 ) -> SimilarOut:
-    check_k(k, state.limits)
+    check_k(k, ctx.limits)
     parsed = parse_filter(filter)
-    if not state.engine.assembly.layout.items().get([item_id]):
+    if not ctx.engine.get_items([item_id]):
         raise ApiError(404, f"item {item_id!r} has no fused vector in the store (ingest it first)", field="item_id")
-    results = state.engine.similar(item_id, k=k, filter=parsed, diversity=diversity)
-    return SimilarOut(item=item_id, results=to_results(results, state.media, explain=False))
+    results = ctx.engine.similar(item_id, k=k, filter=parsed, diversity=diversity)
+    return SimilarOut(item=item_id, results=to_results(results, ctx.media, explain=False))
 
 
 @router.get(
@@ -69,14 +69,14 @@ def similar_items(
     summary="An item's image",
     responses={200: {"content": {"image/*": {}}}, 404: {"description": "no servable image"}},
 )
-def item_media(item_id: str, field: str, state: State) -> FileResponse:
+def item_media(item_id: str, field: str, ctx: Context) -> FileResponse:
     """The image file an item's ``field`` names, when it lies inside an allowed media directory."""
-    metadata = item_metadata(state.engine, item_id)
+    metadata = item_metadata(ctx.engine, item_id)
     if metadata is None:
         raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
     if field not in metadata:
         raise ApiError(404, f"item {item_id!r} has no field {field!r}", field="field")
-    path = state.media.resolve(metadata[field])
+    path = ctx.media.resolve(metadata[field])
     if path is None:
         raise ApiError(
             404,
@@ -88,17 +88,17 @@ def item_media(item_id: str, field: str, state: State) -> FileResponse:
 
 
 @router.get("/items/{item_id:path}", response_model=ItemOut, summary="An item's metadata and which fields have vectors")
-def get_item(item_id: str, state: State) -> ItemOut:
-    info = item_info(state.engine, item_id, state.media)
+def get_item(item_id: str, ctx: Context) -> ItemOut:
+    info = item_info(ctx.engine, item_id, ctx.media)
     if info is None:
         raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
     return info
 
 
 @router.delete("/items/{item_id:path}", response_model=DeletedOut, summary="Delete an item (its events stay)")
-def remove_item(item_id: str, state: State) -> DeletedOut:
-    with state.writes.lock:
-        removed = delete_item(state.engine, item_id)
+def remove_item(item_id: str, ctx: Context) -> DeletedOut:
+    with ctx.writes.lock:
+        removed = ctx.engine.delete_items([item_id])
     if removed == 0:
         raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
     return DeletedOut(deleted=item_id, records=removed)

@@ -21,12 +21,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from polyrec.engine.retrieval import AUDIO_SUFFIXES, IMAGE_SUFFIXES, QueryError
+from polyrec.engine.server.context import Context, ServerContext
 from polyrec.engine.server.errors import ApiError, validation_errors
 from polyrec.engine.server.limits import FORM_OVERHEAD_BYTES, too_large_message
 from polyrec.engine.server.query_params import check_filter, check_k
 from polyrec.engine.server.results import to_results
 from polyrec.engine.server.schemas import SearchIn, SearchOut
-from polyrec.engine.server.state import ServerState, State
 
 __all__ = ["router", "upload_modality"]
 
@@ -102,17 +102,9 @@ async def _upload_bytes(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
-def _run_search(state: ServerState, query: Any, params: SearchIn, modality: str) -> list[Any]:
+def _run_search(ctx: ServerContext, query: Any, params: SearchIn, modality: str) -> list[Any]:
     try:
-        encoder = state.engine.retriever.query_encoder(query, params.field, modality)
-        if modality not in encoder.encoder.query_modalities:  # a named slot must take this kind of query
-            takes = ", ".join(encoder.encoder.query_modalities) or "no queries"
-            raise ApiError(
-                400,
-                f"field: slot {encoder.slot!r} (plugin {encoder.plugin!r}) takes {takes}, not {modality} queries",
-                field="field",
-            )
-        return state.engine.search(
+        return ctx.engine.search(
             query,
             k=params.k,
             user=params.user,
@@ -121,7 +113,7 @@ def _run_search(state: ServerState, query: Any, params: SearchIn, modality: str)
             user_weight=params.user_weight,
             modality=modality,
         )
-    except QueryError as exc:
+    except QueryError as exc:  # includes a named slot that does not take this modality
         raise ApiError(400, str(exc), field="field" if params.field else "query") from None
     except ValueError as exc:  # the encoder could not read the query (empty text, undecodable file)
         raise ApiError(400, f"query: {exc}", field="query") from None
@@ -133,7 +125,7 @@ def _run_search(state: ServerState, query: Any, params: SearchIn, modality: str)
     summary="Search by text, or by an uploaded image/audio file",
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
-async def search(request: Request, state: State) -> SearchOut:
+async def search(request: Request, ctx: Context) -> SearchOut:
     """JSON ``{"query": "...", "k": 10}``, or a multipart form with ``file`` (image/audio) or
     ``query`` plus the same optional fields. ``user`` blends in that user's taste."""
     content_type = request.headers.get("content-type", "").lower()
@@ -159,25 +151,25 @@ async def search(request: Request, state: State) -> SearchOut:
             415, f"body: send application/json or a form (multipart/form-data), not {content_type}", field="body"
         )
     params = _search_in(data)
-    check_k(params.k, state.limits)
+    check_k(params.k, ctx.limits)
     check_filter(params.filter)
     if upload is None:
-        results = await run_in_threadpool(_run_search, state, params.query, params, "text")
-        return _search_out(state, params.query, "text", results)
+        results = await run_in_threadpool(_run_search, ctx, params.query, params, "text")
+        return _search_out(ctx, params.query, "text", results)
     modality, suffix = upload_modality(upload)
-    payload = await _upload_bytes(upload, state.limits.max_upload_bytes)
-    results = await run_in_threadpool(_search_file, state, payload, suffix, params, modality)
-    return _search_out(state, params.query, modality, results)
+    payload = await _upload_bytes(upload, ctx.limits.max_upload_bytes)
+    results = await run_in_threadpool(_search_file, ctx, payload, suffix, params, modality)
+    return _search_out(ctx, params.query, modality, results)
 
 
-def _search_file(state: ServerState, payload: bytes, suffix: str, params: SearchIn, modality: str) -> list[Any]:
+def _search_file(ctx: ServerContext, payload: bytes, suffix: str, params: SearchIn, modality: str) -> list[Any]:
     with tempfile.TemporaryDirectory(prefix="polyrec-query-") as directory:
         path = Path(directory) / f"query{suffix}"
         path.write_bytes(payload)
-        return _run_search(state, path, params, modality)
+        return _run_search(ctx, path, params, modality)
 
 
-def _search_out(state: ServerState, query: str, modality: str, results: list[Any]) -> SearchOut:
+def _search_out(ctx: ServerContext, query: str, modality: str, results: list[Any]) -> SearchOut:
     flags = results[0].flags if results else []
     slot = next((flag.removeprefix(FIELD_FLAG) for flag in flags if flag.startswith(FIELD_FLAG)), None)
-    return SearchOut(query=query, modality=modality, slot=slot, results=to_results(results, state.media, False))
+    return SearchOut(query=query, modality=modality, slot=slot, results=to_results(results, ctx.media, False))

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Query
 
 from polyrec.contracts import Event
 from polyrec.engine.server.catalog import items_metadata
+from polyrec.engine.server.context import Context
 from polyrec.engine.server.query_params import check_k, parse_filter
 from polyrec.engine.server.results import fallback_of, to_results
 from polyrec.engine.server.routes_items import check_batch
 from polyrec.engine.server.schemas import EventOut, EventsIn, EventsOut, RecommendationsOut, UserEventsOut, UsersOut
-from polyrec.engine.server.state import State
 
 __all__ = ["router"]
 
@@ -25,10 +25,10 @@ router = APIRouter(tags=["users and events"])
 
 
 @router.post("/events", response_model=EventsOut, summary="Record events (batch)")
-def add_events(body: EventsIn, state: State) -> EventsOut:
+def add_events(body: EventsIn, ctx: Context) -> EventsOut:
     """Append events to the store's event log; they count in the next recommendation at once.
     Events of items not (yet) in the store are kept and listed in ``unknown_items``."""
-    check_batch(len(body.events), "events", state.limits)
+    check_batch(len(body.events), "events", ctx.limits)
     now = time.time()
     events = [
         Event(
@@ -36,31 +36,31 @@ def add_events(body: EventsIn, state: State) -> EventsOut:
         )
         for e in body.events
     ]
-    appended = state.writes.add_events(events)  # committed with concurrent posts: see writes.py
+    appended = ctx.writes.add_events(events)  # committed with concurrent posts: see writes.py
     items = sorted({event.item for event in events})
-    known = items_metadata(state.engine, items)
+    known = items_metadata(ctx.engine, items)
     return EventsOut(appended=appended, unknown_items=[item for item in items if item not in known])
 
 
 @router.get("/users", response_model=UsersOut, summary="Users in the event log (sorted, paginated)")
 def list_users(
-    state: State,
+    ctx: Context,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1)] = 100,
 ) -> UsersOut:
-    limit = min(limit, state.limits.max_page)
-    users = state.users.users(state.engine)
+    limit = min(limit, ctx.limits.max_page)
+    users = ctx.users.users(ctx.engine)
     return UsersOut(users=users[offset : offset + limit], total=len(users), offset=offset, limit=limit)
 
 
 @router.get("/users/{user_id:path}/events", response_model=UserEventsOut, summary="A user's events, oldest first")
 def user_events(
     user_id: str,
-    state: State,
+    ctx: Context,
     limit: Annotated[int | None, Query(ge=1, description="only the latest `limit` events")] = None,
     include_items: Annotated[bool, Query(description="add the events' item metadata and image URLs")] = False,
 ) -> UserEventsOut:
-    events = state.engine.events(user_id)
+    events = ctx.engine.events(user_id)
     shown = events[-limit:] if limit is not None else events
     out = UserEventsOut(
         user=user_id,
@@ -68,8 +68,8 @@ def user_events(
         events=[EventOut(user=e.user, item=e.item, kind=e.kind, value=e.value, timestamp=e.timestamp) for e in shown],
     )
     if include_items:
-        out.items = items_metadata(state.engine, sorted({e.item for e in shown}))
-        out.media = {item: links for item, meta in out.items.items() if (links := state.media.links(item, meta))}
+        out.items = items_metadata(ctx.engine, sorted({e.item for e in shown}))
+        out.media = {item: links for item, meta in out.items.items() if (links := ctx.media.links(item, meta))}
     return out
 
 
@@ -78,7 +78,7 @@ def user_events(
 )
 def recommend(
     user_id: str,
-    state: State,
+    ctx: Context,
     k: Annotated[int, Query(ge=1, description="how many results")] = 10,
     filter: Annotated[str | None, Query(description='metadata filter as JSON, e.g. {"genre": "Comedy"}')] = None,
     explain: Annotated[bool, Query(description="list the history items (and weights) behind each result")] = False,
@@ -87,12 +87,12 @@ def recommend(
 ) -> RecommendationsOut:
     """Unknown users (or users whose items are not in the store) get popular items, or the
     catalog's most typical ones when there are no events: ``fallback`` says which."""
-    check_k(k, state.limits)
+    check_k(k, ctx.limits)
     parsed = parse_filter(filter)
-    results = state.engine.recommend(user_id, k=k, filter=parsed, exclude_seen=exclude_seen, diversity=diversity)
+    results = ctx.engine.recommend(user_id, k=k, filter=parsed, exclude_seen=exclude_seen, diversity=diversity)
     fallback = fallback_of(results)
     # results without a fallback flag came from a history; otherwise ask the log
-    known = (fallback is None and bool(results)) or bool(state.engine.events(user_id))
+    known = (fallback is None and bool(results)) or bool(ctx.engine.events(user_id))
     return RecommendationsOut(
-        user=user_id, known_user=known, fallback=fallback, results=to_results(results, state.media, explain)
+        user=user_id, known_user=known, fallback=fallback, results=to_results(results, ctx.media, explain)
     )

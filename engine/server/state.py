@@ -1,90 +1,13 @@
-"""What one app holds: the engine, its limits, its writes, the media resolver and the user directory.
+"""Deprecated: moved to :mod:`polyrec.engine.server.context` (``ServerState`` is ``ServerContext``)."""
 
-Writes (ingest, events, delete) are serialised by :class:`~.writes.Writes` while reads run
-concurrently beside them.
-"""
+from polyrec.engine._deprecated import moved
 
-from __future__ import annotations
-
-import logging
-import threading
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
-
-import numpy as np
-from fastapi import Depends, Request
-
-from polyrec.contracts import PolyrecError
-from polyrec.engine.server.limits import ServerLimits
-from polyrec.engine.server.media import MediaResolver
-from polyrec.engine.server.writes import Writes
-
-if TYPE_CHECKING:
-    from polyrec.engine.engine import Engine
-
-__all__ = ["ServerState", "State", "UserDirectory", "server_state"]
-
-log = logging.getLogger(__name__)
-
-
-class UserDirectory:
-    """Sorted ids of the users in the event log, read again only when the log's size changed."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._count = -1
-        self._users: list[str] = []
-
-    def users(self, engine: Engine) -> list[str]:
-        count = engine.event_count()
-        with self._lock:
-            if count != self._count:
-                self._users = sorted({event.user for event in engine.events()})
-                self._count = count
-            return self._users
-
-
-@dataclass
-class ServerState:
-    engine: Engine
-    limits: ServerLimits
-    owns_engine: bool
-    users: UserDirectory = field(default_factory=UserDirectory)
-    media: MediaResolver = field(init=False)
-    writes: Writes = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.media = MediaResolver(self.limits.media_dirs)
-        self.writes = Writes(self.engine)
-
-    def open_collections(self) -> None:
-        """Open the event log and the collections once at startup, before concurrent requests
-        race to create them (opening a collection that does not exist yet creates it)."""
-        with self.writes.lock:
-            assembly = self.engine.assembly
-            assembly.store.events()
-            try:
-                items = assembly.layout.items()
-                if items.count():  # search once: the store builds its search structures now, not
-                    probe = np.zeros(items.dim, np.float32)  # in the first request (e.g. lancedb's
-                    probe[0] = 1.0  # in-memory index: seconds at 100k items, a minute at 1M)
-                    items.search(probe, 1)
-                for encoder in assembly.encoders.values():
-                    if encoder.usable:
-                        assembly.layout.field(encoder)
-            except PolyrecError as exc:  # e.g. a provenance mismatch: /health and each request report it
-                log.warning("polyrec server: the store's collections cannot be opened: %s", exc)
-
-    def close(self) -> None:
-        if self.owns_engine:
-            with self.writes.lock:
-                self.engine.close()
-
-
-def server_state(request: Request) -> ServerState:
-    """FastAPI dependency: the state of the app serving ``request``."""
-    return request.app.state.polyrec
-
-
-#: route parameter type: ``def route(state: State)``
-State = Annotated[ServerState, Depends(server_state)]
+__getattr__ = moved(
+    __name__,
+    {
+        "ServerState": "polyrec.engine.server.context:ServerContext",
+        "State": "polyrec.engine.server.context:Context",
+        "UserDirectory": "polyrec.engine.server.context",
+        "server_state": "polyrec.engine.server.context:server_context",
+    },
+)

@@ -1,0 +1,80 @@
+"""What one app holds: the engine, its limits, its writes, the media resolver and the user directory.
+
+Routes take it as ``ctx: Context``. Writes (ingest, events, delete) are serialised by
+:class:`~.writes.Writes` while reads run concurrently beside them. The app talks to the
+store only through the :class:`~polyrec.engine.engine.Engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+from polyrec.contracts import PolyrecError
+from polyrec.engine.server.limits import ServerLimits
+from polyrec.engine.server.media import MediaResolver
+from polyrec.engine.server.writes import Writes
+
+if TYPE_CHECKING:
+    from polyrec.engine.engine import Engine
+
+__all__ = ["Context", "ServerContext", "UserDirectory", "server_context"]
+
+log = logging.getLogger(__name__)
+
+
+class UserDirectory:
+    """Sorted ids of the users in the event log, read again only when the log's size changed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = -1
+        self._users: list[str] = []
+
+    def users(self, engine: Engine) -> list[str]:
+        count = engine.event_count()
+        with self._lock:
+            if count != self._count:
+                self._users = sorted({event.user for event in engine.events()})
+                self._count = count
+            return self._users
+
+
+@dataclass
+class ServerContext:
+    engine: Engine
+    limits: ServerLimits
+    owns_engine: bool
+    users: UserDirectory = field(default_factory=UserDirectory)
+    media: MediaResolver = field(init=False)
+    writes: Writes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.media = MediaResolver(self.limits.media_dirs)
+        self.writes = Writes(self.engine)
+
+    def open_collections(self) -> None:
+        """Warm the engine up once at startup, before concurrent requests race to create collections."""
+        with self.writes.lock:
+            try:
+                self.engine.warm_up()
+            except PolyrecError as exc:  # e.g. a provenance mismatch: /health and each request report it
+                log.warning("polyrec server: the store's collections cannot be opened: %s", exc)
+
+    def close(self) -> None:
+        if self.owns_engine:
+            with self.writes.lock:
+                self.engine.close()
+
+
+def server_context(request: Request) -> ServerContext:
+    """FastAPI dependency: the context of the app serving ``request``."""
+    return request.app.state.polyrec
+
+
+#: route parameter type: ``def route(ctx: Context)``
+Context = Annotated[ServerContext, Depends(server_context)]
