@@ -140,9 +140,53 @@ def _float_column(column: str, op: str, value: int | float) -> str:
 
 
 def _numbers_in(column: str, kind: str, allowed: Sequence[Any]) -> str:
+    """The numbers of a ``$in`` list as one ``IN (...)`` (runs of consecutive ints as ranges).
+
+    Not a chain of ``OR``s: LanceDB's planner recurses on one and crashed the process at
+    40,000 values; an ``IN`` list is one node, and a range of any length costs one compare.
+    """
     numbers = [number for number in map(_number, allowed) if number is not None]
-    compare = _float_column if kind == "f" else _int_column
-    return _or([compare(column, "$eq", number) for number in numbers])
+    if kind == "f":
+        literals = [
+            clause.removeprefix(f"{column} = ") for n in numbers if (clause := _float_column(column, "$eq", n)) != FALSE
+        ]
+        unique = list(dict.fromkeys(literals))
+        return f"{column} IN ({', '.join(unique)})" if unique else FALSE
+    return _ints_in(column, sorted(_exact_ints(numbers)))
+
+
+def _exact_ints(numbers: Sequence[int | float]) -> set[int]:
+    """The numbers an int64 column can equal (2.0 is 2; 2.5, NaN and out-of-range ones none)."""
+    ints: set[int] = set()
+    for number in numbers:
+        if isinstance(number, float):
+            if not math.isfinite(number) or not number.is_integer():
+                continue
+            number = int(number)
+        if _INT64_MIN <= number <= _INT64_MAX:
+            ints.add(number)
+    return ints
+
+
+_MAX_RANGES = 32  # more runs than this: one IN list (each range is an OR branch)
+
+
+def _ints_in(column: str, ordered: list[int]) -> str:
+    runs: list[tuple[int, int]] = []
+    for value in ordered:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    ranges = [(low, high) for low, high in runs if high - low >= 2]
+    if len(ranges) > _MAX_RANGES:
+        ranges = []
+    kept = set(ranges)
+    singles = [value for low, high in runs if (low, high) not in kept for value in range(low, high + 1)]
+    parts = [f"({column} >= {_sql_int(low)} AND {column} <= {_sql_int(high)})" for low, high in ranges]
+    if singles:
+        parts.append(f"{column} IN ({', '.join(map(_sql_int, singles))})")
+    return _or(parts)
 
 
 def _typed_condition(column: str, kind: str, op: str, expected: Any) -> str:

@@ -1,0 +1,92 @@
+"""Filters are bounded before they reach a store (issue 13, defect 1: a 40,000-value ``$in``
+crashed the server inside LanceDB), and large ``$in`` lists stay one SQL node in LanceDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polyrec.contracts import VectorRecord, matches, validate_filter
+from polyrec.contracts.limits import MAX_FILTER_KEYS, MAX_IN_VALUES
+from polyrec.plugins.stores.lancedb import LanceDBStore, where_clause
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"year": {"$in": list(range(MAX_IN_VALUES + 1))}}, f"more than the limit of {MAX_IN_VALUES}"),
+        ({f"k{n}": n for n in range(MAX_FILTER_KEYS + 1)}, f"limit of {MAX_FILTER_KEYS}"),
+        ({"year": {"$eq": {"nested": {"deeper": 1}}}}, "values must be strings, numbers"),
+        ({"year": {"$in": [[1, 2], 3]}}, "values must be strings, numbers"),
+        ({"year": [[1]]}, "values must be strings, numbers"),
+        ({"title": "x" * 5000}, "exceeds the limit"),
+        ({"a\ud800": 1}, "lone surrogate"),
+        ({"title": "x\udc00"}, "lone surrogate"),
+        ({"k" * 500: 1}, "exceed the limit"),
+        (["not", "a", "mapping"], "mapping"),
+    ],
+)
+def test_unbounded_or_invalid_filters_are_refused_naming_the_limit(bad: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        validate_filter(bad)  # type: ignore[arg-type]
+
+
+def test_filters_at_the_limits_pass() -> None:
+    assert validate_filter({"year": {"$in": list(range(MAX_IN_VALUES))}})
+    assert len(validate_filter({f"k{n}": n for n in range(MAX_FILTER_KEYS)})) == MAX_FILTER_KEYS
+    assert validate_filter({"rating": None, "flag": True, "year": {"$gte": 1.5}})
+
+
+def test_numeric_in_lists_are_one_in_list_or_ranges_not_or_chains() -> None:
+    columns = {"m_year__i", "m_year__f"}
+    where = where_clause({"year": {"$in": list(range(5000))}}, columns)
+    assert where is not None and " OR " in where and where.count(" OR ") == 1  # int range | float IN
+    assert "`m_year__i` >= 0 AND `m_year__i` <= 4999" in where
+    sparse = where_clause({"year": {"$in": list(range(0, 20_000, 2))}}, {"m_year__i"})
+    assert (
+        sparse is not None
+        and " OR " not in sparse
+        and sparse.startswith("(`m_year__i` IS NOT NULL AND `m_year__i` IN (0, 2, 4")
+    )
+
+
+@pytest.fixture
+def collection(tmp_path: Path):
+    store = LanceDBStore(uri=tmp_path / "db", memory_index=False)
+    items = store.open("items", dim=4, provenance={"encoder": "test"})
+    rng = np.random.default_rng(3)
+    records = []
+    for n in range(60):
+        year: int | float | bool = 1990 + n
+        if n % 7 == 0:
+            year = float(year)
+        elif n % 11 == 0:
+            year = bool(n % 2)
+        records.append(
+            VectorRecord(
+                id=f"i{n}", vector=rng.normal(size=4).astype(np.float32), metadata={"year": year, "tag": f"t{n % 5}"}
+            )
+        )
+    items.upsert(records)
+    yield items, records
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "allowed",
+    [
+        list(range(-5000, 5000)),  # a dense list at the limit: one range
+        [*range(0, 4000, 2), 1, 2001.0, 2003.5, True, float("nan"), 2**63, -(2**63), "1995"],
+        [1991, 1993, 1995, 2007.0, 2008.0, 2009.0, 2010.0],
+    ],
+    ids=["dense", "sparse-mixed", "short"],
+)
+def test_large_in_lists_select_what_matches_selects(collection, allowed: list) -> None:
+    items, records = collection
+    flt = {"tag": {"$ne": "none"}, "year": {"$in": allowed}}
+    expected = {record.id for record in records if matches(record.metadata, flt)}
+    assert expected, "the case must select something"
+    hits = items.search(np.ones(4, np.float32), k=len(records), filter=flt)
+    assert {hit.id for hit in hits} == expected
