@@ -35,19 +35,34 @@ def test_recbole_atomic_files(tmp_path: Path) -> None:
     assert dataset.name == "toy"
     assert dataset.item_ids == ["10", "20"]
     first, second = dataset.items
-    # token_seq: the text for text encoders and the token list for tag filters
-    assert first.fields["movie_title"] == "Le Café"
-    assert first.fields["class"] == "Comedy Film-Noir"
-    assert first.fields["class_tokens"] == ["Comedy", "Film-Noir"]
-    assert first.fields["release_year"] == "1995"  # token: kept as written
-    assert first.fields["score"] == 0.5
-    assert "release_year" not in second.fields  # empty value: the field is missing
+    # MovieLens columns read into the fields every MovieLens reader gives
+    assert first.fields == {"title": "Le Café", "year": 1995, "genres": ["Comedy", "Film-Noir"], "score": 0.5}
+    assert "year" not in second.fields  # empty value: the field is missing
     # file order, raw timestamps, rating as the value
     assert dataset.events["user"].tolist() == ["u1", "u2", "u1"]
     assert dataset.events["timestamp"].tolist() == [300.0, 100.0, 200.0]
     assert dataset.events["value"].tolist() == [4.0, 5.0, 3.0]
     assert dataset.users is not None and dataset.users["age"].tolist() == ["24", "53"]
     assert dataset.notes == []
+
+
+def test_other_recbole_datasets_keep_their_column_names(tmp_path: Path) -> None:
+    directory = tmp_path / "books"
+    directory.mkdir()
+    (directory / "books.inter").write_text("user_id:token\titem_id:token\nu1\tb1\n", encoding="utf-8")
+    (directory / "books.item").write_text(
+        "item_id:token\tbook_title:token_seq\ttags:token_seq\tyear:token\nb1\tA Tale\tsea ships\t1850\n",
+        encoding="utf-8",
+    )
+    (item,) = load_recbole(directory).items
+    # token_seq: the text for text encoders and the token list for tag filters; token: kept as written
+    assert item.fields == {
+        "book_title": "A Tale",
+        "book_title_tokens": ["A", "Tale"],
+        "tags": "sea ships",
+        "tags_tokens": ["sea", "ships"],
+        "year": "1850",
+    }
 
 
 def test_recbole_paths_dir_stem_or_inter_file(tmp_path: Path) -> None:
@@ -82,8 +97,10 @@ def test_grouplens_100k_files(tmp_path: Path) -> None:
     toy, city = dataset.items
     assert toy.fields["genres"] == ["Animation", "Children's", "Comedy"]
     assert toy.fields["year"] == 1995 and toy.fields["release_date"] == "01-Jan-1995"
-    assert city.fields["title"] == "Cité des enfants (1995)"  # latin-1 decoded
-    assert city.fields["genres"] == ["Western"] and "year" not in city.fields
+    assert toy.fields["title"] == "Toy Story"  # the year is split off, as RecBole's movie_title has it
+    assert city.fields["title"] == "Cité des enfants"  # latin-1 decoded
+    assert city.fields["genres"] == ["Western"] and city.fields["year"] == 1995  # from the title
+    assert dataset.users is None  # no u.user
     assert dataset.events["item"].tolist() == ["2", "1"]
     assert load_dataset(tmp_path).item_ids == ["1", "2"]
 
@@ -95,8 +112,8 @@ def test_grouplens_latest_files(tmp_path: Path) -> None:
     )
     dataset = load_dataset(tmp_path)
     heat, untitled = dataset.items
-    assert heat.fields == {"title": "Heat, The (1995)", "genres": ["Action", "Crime"], "year": 1995}
-    assert untitled.fields["genres"] == []
+    assert heat.fields == {"title": "Heat, The", "genres": ["Action", "Crime"], "year": 1995}
+    assert untitled.fields == {"title": "Untitled", "genres": []}
     assert dataset.events["value"].tolist() == [4.5, 3.0]
 
 
@@ -164,12 +181,12 @@ def test_derived_text_field_from_the_config(tmp_path: Path) -> None:
     config = PolyrecConfig.model_validate(
         {
             "encoders": {"text": {"plugin": "sentence-transformers"}},
-            "derived": {"text": ["movie_title", "release_year", "class_tokens"]},
+            "derived": {"text": ["title", "year", "genres"]},
         }
     )
     first, second = (config.with_derived_fields(item.fields) for item in dataset.items)
-    assert first["text"] == "movie_title: Le Café\nrelease_year: 1995\nclass_tokens: Comedy, Film-Noir"
-    assert second["text"] == "movie_title: Quiet Night\nclass_tokens: Drama"  # no year: that line is left out
+    assert first["text"] == "title: Le Café\nyear: 1995\ngenres: Comedy, Film-Noir"
+    assert second["text"] == "title: Quiet Night\ngenres: Drama"  # no year: that line is left out
     assert "text" not in dataset.items[0].fields  # the item itself is untouched
 
 
@@ -185,6 +202,9 @@ def test_movielens_100k_recbole_files() -> None:
         "events": 100_000,
         "source": str(DATA),
     }
-    assert dataset.items[0].fields["movie_title"] == "Toy Story"
-    assert dataset.items[0].fields["class_tokens"] == ["Animation", "Children's", "Comedy"]
+    assert dataset.items[0].fields == {
+        "title": "Toy Story",
+        "year": 1995,
+        "genres": ["Animation", "Children's", "Comedy"],
+    }
     assert dataset.notes == []

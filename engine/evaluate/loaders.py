@@ -11,6 +11,12 @@ header of ``name:type``): ids come from ``user_id`` / ``item_id``, time from ``t
 two fields: ``f``, the text as written (what a text encoder reads), and ``f_tokens``, the
 list of tokens (what tag filters such as ``{"f_tokens": "Comedy"}`` match). Empty values
 are left out, so the field is missing for that item.
+
+MovieLens reads into the same item fields whichever files hold it, so one config serves
+all of them: ``title`` (without the "(1995)" some files append), ``year`` (an int) and
+``genres`` (a list), from RecBole's ``movie_title`` / ``release_year`` / ``class`` (or
+``genre``), from GroupLens ``u.item`` and from ``movies.csv``. Users (``.user``,
+``u.user``) come as a table of strings with the id in ``user_id``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from polyrec.engine.evaluate.dataset import Dataset, events_frame
 
 __all__ = [
     "GROUPLENS_GENRES",
+    "MOVIELENS_FIELDS",
+    "USER_ID",
+    "split_title",
     "TABLE_SUFFIXES",
     "load_dataset",
     "load_recbole",
@@ -49,6 +58,20 @@ GROUPLENS_GENRES: tuple[str, ...] = (
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+
+#: RecBole's MovieLens item columns -> the fields every MovieLens reader gives
+MOVIELENS_FIELDS = {"movie_title": "title", "release_year": "year", "class": "genres", "genre": "genres"}
+#: the id column of :attr:`Dataset.users`, whatever the users file calls it
+USER_ID = "user_id"
+#: GroupLens ``u.user`` columns, named as RecBole names them
+GROUPLENS_USER_COLUMNS = (USER_ID, "age", "gender", "occupation", "zip_code")
+_TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
+
+
+def split_title(text: str) -> tuple[str, int | None]:
+    """``"Toy Story (1995)"`` -> ``("Toy Story", 1995)``; a title without a year is kept as it is."""
+    match = _TITLE_YEAR.match(text)
+    return (match.group(1), int(match.group(2))) if match else (text.strip(), None)
 
 
 # --- RecBole atomic files -------------------------------------------------------------
@@ -79,11 +102,21 @@ def _atomic_value(raw: str, kind: str) -> Any:
     return raw  # token and token_seq keep the text as written
 
 
+def _movielens_value(name: str, raw: str) -> Any:
+    if name == "genres":
+        return raw.split()
+    if name == "year":
+        return int(raw) if raw.isdigit() else raw
+    return raw
+
+
 def _atomic_items(path: Path) -> list[Item]:
     frame, types = read_atomic_file(path)
     if "item_id" not in types:
         raise ValueError(f"{path}: no 'item_id' column; columns: {list(types)}")
     columns = [name for name in types if name != "item_id"]
+    # MovieLens in RecBole's names: read into the fields the GroupLens files give
+    renamed = MOVIELENS_FIELDS if {"movie_title", "release_year"} <= set(types) else {}
     items = []
     for row in frame.itertuples(index=False, name=None):
         record = dict(zip(frame.columns, row))
@@ -92,11 +125,24 @@ def _atomic_items(path: Path) -> list[Item]:
             raw = record[name].strip()
             if not raw:
                 continue
+            if name in renamed:
+                fields[renamed[name]] = _movielens_value(renamed[name], raw)
+                continue
             fields[name] = _atomic_value(raw, types[name])
             if types[name] == "token_seq":
                 fields[f"{name}_tokens"] = raw.split()
-        items.append(Item(id=record["item_id"], fields=fields))
+        items.append(Item(id=record["item_id"], fields=_movielens_title(fields) if renamed else fields))
     return items
+
+
+def _movielens_title(fields: dict[str, Any]) -> dict[str, Any]:
+    """A ``release_year`` that is no year ("V" of "... (1995) (V)") was split off the title by
+    mistake: put it back, so the title reads as the GroupLens files give it."""
+    year = fields.get("year")
+    if isinstance(year, str) and "title" in fields:
+        fields = {**fields, "title": f"{fields['title']} ({year})"}
+        del fields["year"]
+    return fields
 
 
 def _atomic_events(path: Path) -> pd.DataFrame:
@@ -134,6 +180,8 @@ def load_recbole(path: str | Path) -> Dataset:
     items = _atomic_items(item_file) if item_file.is_file() else []
     user_file = stem.with_name(stem.name + ".user")
     users = read_atomic_file(user_file)[0] if user_file.is_file() else None
+    if users is not None and USER_ID not in users.columns:
+        raise ValueError(f"{user_file}: no {USER_ID!r} column; columns: {list(users.columns)}")
     return _finish(Dataset(stem.name, items, events, users, stem.parent))
 
 
@@ -165,12 +213,14 @@ def _grouplens_100k_items(directory: Path) -> list[Item]:
                 continue
             if len(row) != 5 + len(genres):
                 raise ValueError(f"{path}:{line_no}: expected {5 + len(genres)} '|'-separated columns, got {len(row)}")
-            item_id, title, released, video_released, url = row[:5]
+            item_id, titled, released, video_released, url = row[:5]
+            title, year = split_title(titled)
             fields: dict[str, Any] = {"title": title, "genres": [g for g, flag in zip(genres, row[5:]) if flag == "1"]}
             extra = {"release_date": released, "video_release_date": video_released, "imdb_url": url}
             fields.update({key: value for key, value in extra.items() if value})
-            if released and _year(released):
-                fields["year"] = _year(released)
+            year = year or (_year(released) if released else None)
+            if year:
+                fields["year"] = year
             items.append(Item(id=item_id, fields={k: v for k, v in fields.items() if v != ""}))
     return items
 
@@ -178,20 +228,35 @@ def _grouplens_100k_items(directory: Path) -> list[Item]:
 def _grouplens_latest_items(path: Path) -> list[Item]:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     items = []
-    for movie_id, title, genres in frame[["movieId", "title", "genres"]].itertuples(index=False, name=None):
+    for movie_id, titled, genres in frame[["movieId", "title", "genres"]].itertuples(index=False, name=None):
         names = [] if genres == "(no genres listed)" else [g for g in genres.split("|") if g]
+        title, year = split_title(titled)
         fields: dict[str, Any] = {"title": title, "genres": names}
-        if _year(title):
-            fields["year"] = _year(title)
+        if year:
+            fields["year"] = year
         items.append(Item(id=movie_id, fields=fields))
     return items
+
+
+def _grouplens_100k_users(path: Path) -> pd.DataFrame | None:
+    """``u.user`` (``id|age|gender|occupation|zip``) as strings, as RecBole's ``.user`` reads."""
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(
+        path, sep="|", header=None, dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, encoding="latin-1"
+    )
+    if frame.shape[1] != len(GROUPLENS_USER_COLUMNS):
+        raise ValueError(f"{path}: expected {len(GROUPLENS_USER_COLUMNS)} '|'-separated columns, got {frame.shape[1]}")
+    frame.columns = list(GROUPLENS_USER_COLUMNS)
+    return frame
 
 
 def load_grouplens(path: str | Path) -> Dataset:
     """Load GroupLens MovieLens files: ``u.data`` + ``u.item`` (100k) or ``ratings.csv`` + ``movies.csv``.
 
-    Items get ``title``, ``genres`` (a list), ``year`` (int, from the release date or the
-    title's "(1995)") and, for 100k, ``release_date`` and ``imdb_url``.
+    Items get ``title`` (the "(1995)" split off), ``genres`` (a list), ``year`` (int, from the
+    title's "(1995)" or else the release date) and, for 100k, ``release_date`` and ``imdb_url``;
+    100k's ``u.user`` becomes the users table.
     """
     directory = Path(path)
     if (directory / "u.data").is_file():
@@ -199,7 +264,8 @@ def load_grouplens(path: str | Path) -> Dataset:
             directory / "u.data", sep="\t", header=None, names=["user", "item", "rating", "ts"], dtype=str
         )
         events = events_frame(raw["user"], raw["item"], raw["ts"].astype(float), raw["rating"].astype(float))
-        return _finish(Dataset(directory.name, _grouplens_100k_items(directory), events, source=directory))
+        users = _grouplens_100k_users(directory / "u.user")
+        return _finish(Dataset(directory.name, _grouplens_100k_items(directory), events, users, directory))
     if (directory / "ratings.csv").is_file():
         raw = pd.read_csv(directory / "ratings.csv", dtype={"userId": str, "movieId": str})
         events = events_frame(raw["userId"], raw["movieId"], raw["timestamp"], raw["rating"])
