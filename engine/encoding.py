@@ -1,12 +1,9 @@
-"""One encoder slot at work: content hashes, cache look-up, prepare, batch encode, checks.
+"""One encoder slot at work: content hashes, cache look-up, and per-item isolated encoding.
 
-Per-item error isolation: ``content_bytes`` and ``prepare`` run item by item, so a bad
-value fails alone; ``encode`` runs in batches of the encoder's ``batch_size``, and a batch
-that raises is bisected until the items that make it fail are found, so the rest of the
-batch is still encoded. Every returned row is checked (finite, right length) and a bad
-one fails just its item. Errors that are not about an item (a missing library, an
-unfitted component, ...: any :class:`PolyrecError` other than :class:`ItemError`) stop
-the run instead of failing every item one by one.
+Per-item error isolation is the scheme of :mod:`polyrec.contracts.isolation` (the one the
+contract suites check): ``content_bytes`` and ``prepare`` run item by item, ``encode`` in
+batches that are bisected when they raise, every row is checked, and errors about the
+setup rather than an item stop the run.
 
 Content hash: ``sha256(encoder.content_bytes(value) + fingerprint + fit id)``. The
 fingerprint is the encoder's config fingerprint (what model, which parameters); the fit
@@ -17,44 +14,19 @@ stored vector with the same hash is reused instead of encoding again.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from polyrec.contracts import (
-    Collection,
-    Encoder,
-    ItemError,
-    ItemFailure,
-    PluginError,
-    PolyrecError,
-    is_missing,
-)
+from polyrec.contracts import Collection, Encoder, ItemFailure, is_missing
+from polyrec.contracts.isolation import DEFAULT_BATCH_SIZE, describe_error, encode_isolated, is_fatal
 
 __all__ = ["DEFAULT_BATCH_SIZE", "HASH_KEY", "FieldEncoder", "describe_error", "is_fatal"]
 
-DEFAULT_BATCH_SIZE = 64
 #: metadata key of the content hash in ``field__<slot>`` records (and of the item hash in ``items``)
 HASH_KEY = "_hash"
-
-
-def is_fatal(exc: BaseException) -> bool:
-    """True for errors about the setup rather than one item: they stop the run."""
-    if isinstance(exc, ItemError):
-        return False
-    return isinstance(exc, PolyrecError | MemoryError)
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line reason: the message, prefixed by the type unless it is a plain ValueError."""
-    if isinstance(exc, ItemError):
-        return exc.reason
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, ValueError) and type(exc) is ValueError and message:
-        return message
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 @dataclass
@@ -137,65 +109,12 @@ class FieldEncoder:
 
     def encode_values(self, values: Mapping[str, Any], dim: int) -> tuple[dict[str, np.ndarray], list[ItemFailure]]:
         """Prepare, encode and check ``values``; return vectors by item id and the failures."""
-        failures: list[ItemFailure] = []
-        ids: list[str] = []
-        prepared: list[Any] = []
-        for item_id, value in values.items():
-            try:
-                prepared.append(self.encoder.prepare(value))
-                ids.append(item_id)
-            except Exception as exc:
-                if is_fatal(exc):
-                    raise
-                failures.append(self.failure(item_id, exc))
-        vectors: dict[str, np.ndarray] = {}
-        for start in range(0, len(ids), self.batch_size):
-            stop = start + self.batch_size
-            self._encode_isolating(ids[start:stop], prepared[start:stop], dim, vectors, failures)
-        return vectors, failures
-
-    def _encode_isolating(
-        self,
-        ids: Sequence[str],
-        batch: Sequence[Any],
-        dim: int,
-        vectors: dict[str, np.ndarray],
-        failures: list[ItemFailure],
-    ) -> None:
-        try:
-            rows = self._rows(batch)
-        except Exception as exc:
-            if is_fatal(exc):
-                raise
-            if len(ids) == 1:
-                failures.append(self.failure(ids[0], exc))
-                return
-            middle = len(ids) // 2  # bisect: the good half must not pay for the bad one
-            self._encode_isolating(ids[:middle], batch[:middle], dim, vectors, failures)
-            self._encode_isolating(ids[middle:], batch[middle:], dim, vectors, failures)
-            return
-        for item_id, row in zip(ids, rows, strict=True):
-            problem = _row_problem(row, dim)
-            if problem is None:
-                vectors[item_id] = row
-            else:
-                failures.append(ItemFailure(item_id=item_id, field=self.field, plugin=self.plugin, reason=problem))
-
-    def _rows(self, batch: Sequence[Any]) -> list[np.ndarray]:
-        output = self.encoder.encode(list(batch))
-        rows = list(output) if not isinstance(output, np.ndarray) or output.ndim == 2 else None
-        if rows is None or len(rows) != len(batch):
-            shape = getattr(output, "shape", None) or len(output)
-            raise PluginError(
-                f"encoder {self.plugin!r} (field {self.field!r}) returned {shape} for a batch of {len(batch)}: "
-                "encode must return one row per value"
-            )
-        return [np.asarray(row, dtype=np.float32).reshape(-1) for row in rows]
-
-
-def _row_problem(row: np.ndarray, dim: int) -> str | None:
-    if row.shape != (dim,):
-        return f"encoder returned a vector of length {row.size}, expected {dim}"
-    if not np.isfinite(row).all():
-        return "encoder returned a vector with NaN or infinite values"
-    return None
+        return encode_isolated(
+            self.encoder,
+            list(values),
+            list(values.values()),
+            dim=dim,
+            batch_size=self.batch_size,
+            field=self.field,
+            plugin=self.plugin,
+        )

@@ -53,50 +53,27 @@ import numpy as np
 import pytest
 
 from polyrec.contracts import Encoder, ItemFailure
+from polyrec.contracts.isolation import describe_error, encode_isolated
 
 __all__ = ["EncoderContract", "encode_with_failures", "failure_reason"]
 
 MIN_SAMPLES = 6
 
 
-def failure_reason(exc: BaseException) -> str:
-    """Readable reason for a per-item failure: the message, or the error type if empty."""
-    message = str(exc).strip()
-    return message or type(exc).__name__
+#: readable reason for a per-item failure (the engine's own wording)
+failure_reason = describe_error
 
 
 def encode_with_failures(
     encoder: Encoder, item_ids: Sequence[str], values: Sequence[Any]
 ) -> tuple[dict[str, np.ndarray], list[ItemFailure]]:
-    """Reference per-item isolation for tests: prepare each value, encode the rest.
+    """Per-item isolation exactly as the engine runs it (:func:`polyrec.contracts.isolation.encode_isolated`).
 
     A value whose ``prepare`` raises becomes an :class:`ItemFailure`; the others are
-    encoded in one batch. If that batch raises, each item is encoded alone so only the
-    culprits fail. Returns ``({item_id: vector}, failures)``.
+    encoded in batches, a failing batch is bisected so only the culprits fail, and every
+    row must be finite and ``encoder.dim`` long. Returns ``({item_id: vector}, failures)``.
     """
-    prepared_ids: list[str] = []
-    prepared: list[Any] = []
-    failures: list[ItemFailure] = []
-    for item_id, value in zip(item_ids, values, strict=True):
-        try:
-            prepared.append(encoder.prepare(value))
-            prepared_ids.append(item_id)
-        except Exception as exc:
-            failures.append(ItemFailure(item_id=item_id, plugin=encoder.name, reason=failure_reason(exc)))
-    if not prepared:
-        return {}, failures
-    try:
-        matrix = encoder.encode(prepared)
-        return dict(zip(prepared_ids, matrix, strict=True)), failures
-    except Exception:
-        pass  # isolate the culprits below
-    vectors: dict[str, np.ndarray] = {}
-    for item_id, value in zip(prepared_ids, prepared, strict=True):
-        try:
-            vectors[item_id] = encoder.encode([value])[0]
-        except Exception as exc:
-            failures.append(ItemFailure(item_id=item_id, plugin=encoder.name, reason=failure_reason(exc)))
-    return vectors, failures
+    return encode_isolated(encoder, item_ids, values, dim=encoder.dim)
 
 
 def _encode_in_chunks(encoder: Encoder, prepared: list[Any], size: int) -> np.ndarray:
