@@ -583,10 +583,31 @@ def test_health_plugins_docs_and_page(client: TestClient) -> None:
     for path in ("/items", "/items/{item_id}", "/events", "/users", "/users/{user_id}/recommendations", "/search"):
         assert path in paths
     assert "multipart/form-data" in paths["/search"]["post"]["requestBody"]["content"]
-    assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "/static/app.js" in page.text
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_api_docs_are_served_from_local_files_and_document_the_error_body(client: TestClient) -> None:
+    for page, script in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = client.get(page)
+        assert html.status_code == 200 and "cdn" not in html.text.lower() and "googleapis" not in html.text
+        asset = next(part.split('"')[0] for part in html.text.split('src="')[1:] if script in part.split('"')[0])
+        assert asset.startswith("/static/"), asset  # public (no API key) and on this server
+        assert client.get(asset).status_code == 200
+    schema = client.get("/openapi.json").json()
+    error = schema["components"]["schemas"]["ErrorOut"]
+    assert set(error["properties"]) == {"error", "detail", "errors"}
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    reference = {"$ref": "#/components/schemas/ErrorOut"}
+    upsert = schema["paths"]["/items"]["post"]["responses"]
+    assert {"400", "413", "422"} <= set(upsert)
+    assert all(upsert[status]["content"]["application/json"]["schema"] == reference for status in ("400", "413", "422"))
+    assert "404" in schema["paths"]["/items/{item_id}"]["get"]["responses"]
+    # the documented 422 is the body a real 422 has
+    real = client.post("/search", json={"query": "x", "k": 0})
+    assert real.status_code == 422 and set(real.json()) <= set(error["properties"])
+    assert set(real.json()["errors"][0]) == set(schema["components"]["schemas"]["FieldErrorOut"]["properties"])
 
 
 def test_a_store_made_by_another_encoder_config_is_a_409_conflict(tmp_path: Path, media: tuple[Path, Any]) -> None:

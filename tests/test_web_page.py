@@ -153,3 +153,29 @@ def test_a_text_search_returns_results(browser_page: Page, tmp_path: Path) -> No
     expect(page.locator("#search-title")).to_contain_text("a cup of espresso")
     expect(page.locator("#message")).to_be_hidden()
     _screenshot(page, tmp_path, "search.png")
+
+
+def test_swagger_ui_renders_the_operations_offline(browser_page: Page, server_url: str) -> None:
+    """/docs with every request off this server refused, as on a machine without internet."""
+    browser = browser_page.context.browser
+    assert browser is not None
+    docs = browser.new_page()
+    refused: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if route.request.url.startswith(server_url):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    docs.route("**/*", only_this_server)
+    docs.goto(server_url + "/docs")
+    operations = docs.locator(".opblock-summary-path")
+    expect(operations.first).to_be_visible(timeout=30_000)
+    paths = set(operations.all_inner_texts())
+    assert {"/search", "/events", "/users"} <= {path.replace("\u200b", "") for path in paths}, paths
+    assert not refused, refused
+    docs.goto(server_url + "/redoc")
+    expect(docs.locator("h1").first).to_contain_text("polyrec", timeout=30_000)
+    docs.close()

@@ -5,8 +5,9 @@
 
 Routes: ``/items`` (upsert, get, delete, similar, media), ``/events``, ``/users`` (list,
 events, recommendations), ``/search``, ``/health``, ``/plugins``; the web page at ``/``;
-OpenAPI docs at ``/docs``. Items, field vectors and events live in the engine's store (LanceDB
-by default), so a restart loses nothing that was acknowledged with a 2xx.
+OpenAPI docs at ``/docs`` and ``/redoc``, served offline (:mod:`.api_docs`). Items, field vectors
+and events live in the engine's store (LanceDB by default), so a restart loses nothing that was
+acknowledged with a 2xx.
 
 Run it in one process (one uvicorn worker): writes are serialised in-process (see :mod:`.writes`).
 """
@@ -27,6 +28,7 @@ from polyrec.contracts import PolyrecConfig, PolyrecError
 from polyrec.engine.engine import Engine
 from polyrec.engine.plugins import PolyrecPluginManager, polyrec_version
 from polyrec.engine.server import routes_items, routes_search, routes_users
+from polyrec.engine.server.api_docs import install_api_docs
 from polyrec.engine.server.context import Context, ServerContext
 from polyrec.engine.server.errors import install_error_handlers, status_of
 from polyrec.engine.server.limits import BodySizeLimit, ServerLimits
@@ -85,6 +87,8 @@ def create_app(
         version=polyrec_version(),
         description="Multimodal recommendations: items, events, recommendations, similar items and search.",
         lifespan=lifespan,
+        docs_url=None,  # served by api_docs from local files, not a CDN
+        redoc_url=None,
     )
     app.state.polyrec = ctx
     app.add_middleware(BodySizeLimit, limits=limits)
@@ -92,6 +96,7 @@ def create_app(
     for module in (routes_items, routes_users, routes_search):
         app.include_router(module.router)
     _add_service_routes(app)
+    install_api_docs(app)  # before the web page: its assets live under /static/
     _add_web_page(app)
     return app
 
