@@ -3,10 +3,17 @@
 Every error body is ``{"error": code, "detail": message, "errors": [{"field", "message"}]}``
 (``errors`` only where fields are to blame), so a client can show ``detail`` and point at
 each ``field``. Request validation names the field as a path: ``items[3].id``, ``k``.
+
+Nothing internal reaches a client: a 5xx says what failed (the store, a plugin, the server)
+and gives an error id; the full message, with store paths, Rust source paths and exception
+names, goes to the log under that id. Absolute paths in 4xx messages become ``<path>``.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +34,17 @@ from polyrec.contracts import (
     UnknownComponentError,
 )
 
-__all__ = ["ApiError", "field_path", "install_error_handlers", "status_of", "validation_errors"]
+__all__ = [
+    "ApiError",
+    "field_path",
+    "install_error_handlers",
+    "public_detail",
+    "status_of",
+    "validation_errors",
+    "without_paths",
+]
+
+log = logging.getLogger("polyrec.engine.server")
 
 
 class ApiError(Exception):
@@ -99,6 +116,29 @@ def status_of(exc: PolyrecError) -> int:
     return 400
 
 
+_ABSOLUTE_PATH = re.compile(r"""(?<![\w.:/])/(?:[^\s'"`,;()]+)""")
+_WHAT_FAILED = {StoreError: "the store", MissingDependencyError: "a dependency", PluginError: "a plugin"}
+
+
+def without_paths(text: str) -> str:
+    """``text`` with absolute file paths replaced by ``<path>``."""
+    return _ABSOLUTE_PATH.sub("<path>", text)
+
+
+def _logged(exc: BaseException, what: str) -> str:
+    error_id = uuid.uuid4().hex[:12]
+    log.error("polyrec server: %s failed (error id %s): %s: %s", what, error_id, type(exc).__name__, exc, exc_info=exc)
+    return f"{what} could not complete the request (error id {error_id}; the server log has the details)"
+
+
+def public_detail(exc: PolyrecError, status: int) -> str:
+    """What a client is told about ``exc``: a 5xx names only what failed (details go to the log)."""
+    if status >= 500:
+        what = next((name for kind, name in _WHAT_FAILED.items() if isinstance(exc, kind)), "the server")
+        return _logged(exc, what)
+    return without_paths(str(exc))
+
+
 def _polyrec_errors(exc: PolyrecError) -> list[dict[str, str]] | None:
     if isinstance(exc, ConfigError):
         return [{"field": key or "config", "message": message} for key, message in exc.problems]
@@ -123,7 +163,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PolyrecError)
     async def polyrec_error(_: Request, exc: PolyrecError) -> JSONResponse:
         status = status_of(exc)
-        return JSONResponse(_body(_CODES.get(status, "error"), str(exc), _polyrec_errors(exc)), status_code=status)
+        errors = _polyrec_errors(exc) if status < 500 else None
+        return JSONResponse(_body(_CODES.get(status, "error"), public_detail(exc, status), errors), status_code=status)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+        # every 500 is the JSON shape too; Starlette still re-raises it to the server's log
+        return JSONResponse(_body("internal_error", _logged(exc, "the server")), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -38,8 +38,13 @@ class ServerLimits(BaseModel):
     max_upload_bytes: int = Field(default=10 * MIB, gt=0, description="bytes of an uploaded query file")
     max_k: int = Field(default=1000, gt=0, description="results per query")
     max_page: int = Field(default=1000, gt=0, description="users or events per page")
+    max_media_bytes: int = Field(
+        default=64 * MIB, gt=0, description="bytes of a media file an item posted to the API may name"
+    )
     media_dirs: tuple[Path, ...] = Field(
-        default=(), description="directories item images may be served from (GET /items/{id}/media/{field})"
+        default=(),
+        description="directories item images are served from (GET /items/{id}/media/{field}) and the only "
+        "places media files of items posted to the API may be read from",
     )
 
     def body_limit(self, content_type: str) -> tuple[int, str]:

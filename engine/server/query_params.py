@@ -39,4 +39,6 @@ def parse_filter(text: str | None, field: str = "filter") -> dict[str, Any] | No
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"{field}: not valid JSON ({exc.msg} at column {exc.colno})", field=field) from None
+    except RecursionError:
+        raise ApiError(400, f"{field}: the JSON nests too deep", field=field) from None
     return check_filter(value, field)

@@ -24,7 +24,7 @@ from polyrec.engine.retrieval import AUDIO_SUFFIXES, IMAGE_SUFFIXES, QueryError
 from polyrec.engine.server.context import Context, ServerContext
 from polyrec.engine.server.errors import ApiError, validation_errors
 from polyrec.engine.server.limits import FORM_OVERHEAD_BYTES, too_large_message
-from polyrec.engine.server.query_params import check_filter, check_k
+from polyrec.engine.server.query_params import check_filter, check_k, parse_filter
 from polyrec.engine.server.results import to_results
 from polyrec.engine.server.schemas import SearchIn, SearchOut
 
@@ -86,10 +86,7 @@ def _form_fields(form: FormData) -> dict[str, Any]:
     """The form's text fields as SearchIn input (``filter`` parsed from JSON)."""
     data: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str) and value != ""}
     if "filter" in data:
-        try:
-            data["filter"] = json.loads(data["filter"])
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"filter: not valid JSON ({exc.msg} at column {exc.colno})", field="filter") from None
+        data["filter"] = parse_filter(data["filter"])
     return data
 
 
@@ -144,6 +141,8 @@ async def search(request: Request, ctx: Context) -> SearchOut:
             data = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(422, "body: not valid JSON", field="body") from None
+        except RecursionError:  # json's parser recurses per level: refuse, do not crash
+            raise ApiError(400, "body: the JSON nests too deep", field="body") from None
         if not isinstance(data, dict):
             raise ApiError(422, "body: must be a JSON object with a query", field="body")
     else:
