@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from polyrec.contracts import (
     ComponentConfig,
     ConfigError,
+    EncoderSlot,
     PolyrecConfig,
     Slot,
     UnknownComponentError,
@@ -174,6 +175,37 @@ def _anchor_paths(config: ComponentConfig, base_dir: Path | None) -> ComponentCo
     return config.model_copy(update=updates) if updates else config
 
 
+def _raw_slots(raw: dict[str, Any]) -> list[tuple[str, str, Slot, str | None]]:
+    """The slots of a mapping whose top level did not validate, each read on its own (one that
+    cannot be read is left out: the top-level check reported it)."""
+    sections: list[tuple[str, str, Any, type[Slot]]] = [("store", "store", raw.get("store"), Slot)]
+    encoders = raw.get("encoders")
+    if isinstance(encoders, dict):
+        sections += [("encoder", f"encoders.{name}", value, EncoderSlot) for name, value in encoders.items()]
+    sections += [("fusion", "fusion", raw.get("fusion"), Slot), ("scorer", "scorer", raw.get("scorer"), Slot)]
+    slots = []
+    for kind, key, value, model in sections:
+        try:
+            slot = model.model_validate(value)
+        except ValidationError:
+            continue
+        field = (getattr(slot, "field", None) or key.removeprefix("encoders.")) if kind == "encoder" else None
+        slots.append((kind, key, slot, field))
+    return slots
+
+
+def _slot_problems(
+    slots: list[tuple[str, str, Slot, str | None]], registry: Registry, anchor: Path | None, reported: set[str]
+) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for kind, key, slot, field in slots:
+        try:
+            _component(registry, kind, key, slot, anchor, field)
+        except ConfigError as exc:
+            problems += [(k, message) for k, message in exc.problems if k not in reported]
+    return problems
+
+
 def resolve_config(
     raw: dict[str, Any] | PolyrecConfig,
     registry: Registry,
@@ -181,25 +213,33 @@ def resolve_config(
     *,
     base_dir: str | Path | None = None,
 ) -> ResolvedConfig:
-    """Validate ``raw`` against the registry; collect every problem before raising.
+    """Validate ``raw`` against the registry; collect every problem before raising (the slots'
+    problems too when a top-level key is wrong).
 
     Relative ``Path`` parameters are anchored at ``base_dir`` (default: the directory of
     ``source``, the file the mapping came from); with neither they stay as written.
     """
     source_path = Path(source) if source is not None else None
     label = str(source) if source is not None else None
-    settings = raw if isinstance(raw, PolyrecConfig) else _settings(raw, label, registry)
     if base_dir is None and source_path is not None:
         base_dir = source_path.parent
     # absolute, so the anchored paths stay right if the process changes directory later
     anchor = Path(base_dir).absolute() if base_dir is not None else None
-    problems: list[tuple[str, str]] = []
-    specs: dict[str, ComponentSpec] = {}
+    try:
+        settings = raw if isinstance(raw, PolyrecConfig) else _settings(raw, label, registry)
+    except ConfigError as exc:
+        # a wrong top-level key must not hide the slots' problems: check the slots on their own too
+        assert not isinstance(raw, PolyrecConfig)
+        reported = {key for key, _ in exc.problems}
+        problems = [*exc.problems, *_slot_problems(_raw_slots(raw), registry, anchor, reported)]
+        raise ConfigError(problems, label) from None
     slots: list[tuple[str, str, Slot, str | None]] = [("store", "store", settings.store, None)]
     slots += [
         ("encoder", f"encoders.{name}", slot, settings.encoder_field(name)) for name, slot in settings.encoders.items()
     ]
     slots += [("fusion", "fusion", settings.fusion, None), ("scorer", "scorer", settings.scorer, None)]
+    specs: dict[str, ComponentSpec] = {}
+    problems: list[tuple[str, str]] = []
     for kind, key, slot, field in slots:
         try:
             specs[key] = _component(registry, kind, key, slot, anchor, field)

@@ -221,7 +221,7 @@ def test_config_check_invalid_prints_each_problem_and_exits_2(
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert lines[:2] == [
-        f"invalid config {path}:",
+        f"invalid config {path}: 2 problems",
         "  store.paht: unknown parameter 'paht' for store plugin 'shelf'; did you mean 'path'? known: path",
     ]
     unknown_plugin = "  encoders.title.plugin: unknown encoder plugin 'vowel'; did you mean 'vowels'? known: "
@@ -229,6 +229,32 @@ def test_config_check_invalid_prints_each_problem_and_exits_2(
     assert "vowels" in lines[2].removeprefix(unknown_plugin).split(", ")
     # the plugin that failed to load may be the reason a name is unknown: say so
     assert any(line.startswith("  (note: plugin 'cli_broken'") for line in lines[3:])
+
+
+@pytest.mark.usefixtures("cli_plugin")
+def test_config_check_reports_every_problem_in_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong top-level key, a wrong parameter, an unknown plugin and a fusion weight naming no
+    slot: all four at once (each used to hide the ones after it), in text and in JSON."""
+    path = tmp_path / "polyrec.toml"
+    path.write_text(
+        '[store]\nplugin = "shelf"\npaht = "x"\n'
+        '[encoders.title]\nplugin = "vowels"\n[encoders.body]\nplugin = "vowel"\n'
+        '[fusion]\nplugin = "weighted-concat"\nweights = { titel = 1.0 }\n'
+        "[retrieval]\ncandidate = 5\n"
+    )
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    keys = ["retrieval.candidate", "store.paht", "encoders.body.plugin", "fusion.weights.titel"]
+    assert err.splitlines()[0] == f"invalid config {path}: 4 problems", err
+    assert [line.split(":")[0].strip() for line in err.splitlines()[1:5]] == keys
+    assert "did you mean 'title'?" in err
+    assert main(["config", "check", "--config", str(path), "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and [p["key"] for p in report["problems"]] == keys
+    path.write_text(VALID_CONFIG)
+    assert main(["config", "check", "--json", "-c", str(path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and report["problems"] == [] and report["slots"]["fusion"]["plugin"] == "first"
 
 
 def test_config_check_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

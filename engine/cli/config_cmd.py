@@ -1,14 +1,17 @@
-"""``polyrec config check FILE``: validate a config against the installed plugins."""
+"""``polyrec config check [FILE]``: validate a config against the installed plugins, every
+problem in one run (see :mod:`polyrec.engine.config_check` for the stages and how to add a check)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
 
-from polyrec.contracts import ConfigError
-from polyrec.engine.config import ComponentSpec, ResolvedConfig, load_config
+from polyrec.engine.cli._engine_args import DEFAULT_CONFIG
+from polyrec.engine.config import ComponentSpec, ResolvedConfig
+from polyrec.engine.config_check import check_config
 from polyrec.engine.plugins import PluginLoadWarning
 from polyrec.engine.registry import build_registry
 
@@ -22,9 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "check",
         help="validate a config file (TOML or YAML)",
         description="Validate FILE against the installed plugins: print OK and the slots, "
-        "or every problem with its key (exit code 2).",
+        "or every problem with its key, all in one run (exit code 2).",
     )
-    check.add_argument("file", type=Path, metavar="FILE")
+    check.add_argument("file", type=Path, metavar="FILE", nargs="?", help=f"config file (default: {DEFAULT_CONFIG})")
+    check.add_argument("--config", "-c", type=Path, metavar="FILE", dest="config", help="the same as FILE")
+    check.add_argument("--json", action="store_true", help="print {file, ok, problems, slots} as JSON")
     check.set_defaults(func=run)
 
 
@@ -50,20 +55,35 @@ def summarize(resolved: ResolvedConfig, modalities: dict[str, str]) -> list[str]
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.file is not None and args.config is not None and args.file != args.config:
+        print("polyrec config check: give FILE or --config, not both", file=sys.stderr)
+        return 2
+    path = args.file or args.config or DEFAULT_CONFIG
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PluginLoadWarning)
         registry = build_registry()
-    try:
-        resolved = load_config(args.file, registry)
-    except ConfigError as exc:
-        print(f"invalid config {args.file}:", file=sys.stderr)
-        for key, message in exc.problems:
-            print(f"  {key}: {message}" if key else f"  {message}", file=sys.stderr)
-        if any(key.endswith(".plugin") for key, _ in exc.problems):  # a plugin that failed to load may be why
-            for failure in registry.failures:
-                print(f"  (note: {failure})", file=sys.stderr)
-        return 2
+    result = check_config(path, registry)
+    # a plugin that failed to load may be why a plugin name is unknown
+    notes = [str(f) for f in registry.failures] if any(k.endswith(".plugin") for k, _ in result.problems) else []
     modalities = {entry.name: entry.modality for entry in registry.entries() if entry.kind == "encoder"}
-    print(f"OK {args.file}")
-    print("\n".join(summarize(resolved, modalities)))
+    if args.json:
+        payload = result.to_dict()
+        payload["notes"] = notes
+        if result.ok and result.resolved is not None:
+            payload["slots"] = {
+                spec.key: {"plugin": spec.plugin, "kind": spec.kind} for spec in result.resolved.specs()
+            }
+        print(json.dumps(payload, indent=2))
+        return 0 if result.ok else 2
+    if not result.ok:
+        count = len(result.problems)
+        print(f"invalid config {path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        for key, message in result.problems:
+            print(f"  {key}: {message}" if key else f"  {message}", file=sys.stderr)
+        for note in notes:
+            print(f"  (note: {note})", file=sys.stderr)
+        return 2
+    assert result.resolved is not None
+    print(f"OK {path}")
+    print("\n".join(summarize(result.resolved, modalities)))
     return 0
