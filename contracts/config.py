@@ -19,6 +19,8 @@ __all__ = [
     "RetrievalSettings",
     "ColumnMapping",
     "DatasetSettings",
+    "UserSettings",
+    "IngestSettings",
     "PolyrecConfig",
     "compose_text",
 ]
@@ -60,6 +62,28 @@ class ColumnMapping(BaseModel):
     timestamp: str = "timestamp"
     value: str | None = None
     kind: str | None = None
+    #: the id column of a users file (default: ``user``'s column, else ``id``)
+    user_id: str | None = None
+
+
+class UserSettings(BaseModel):
+    """User attributes and the cold-start prior learnt from them (see ``polyrec.engine.user_prior``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attributes: list[str] | None = Field(default=None, description="columns the prior learns from; default all")
+    prior_events: float = Field(
+        default=1.0, ge=0, description="the prior weighs like this many of the user's own events; 0 turns it off"
+    )
+    min_count: int = Field(default=5, ge=1, description="users an attribute value needs to become a feature")
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    warn_failure_share: float = Field(
+        default=0.05, ge=0, le=1, description="above this share of failed items, ingest ends with a one-line summary"
+    )
 
 
 class DatasetSettings(BaseModel):
@@ -113,6 +137,8 @@ class PolyrecConfig(BaseModel):
     #: encoding (e.g. ``text = ["title", "genres", "year"]`` for a text encoder reading ``text``)
     derived: dict[str, list[str]] = Field(default_factory=dict)
     dataset: DatasetSettings = Field(default_factory=DatasetSettings)
+    users: UserSettings = Field(default_factory=UserSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     def with_derived_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """``fields`` plus every ``derived`` field that has at least one source present."""

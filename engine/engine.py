@@ -45,7 +45,7 @@ from polyrec.engine.fusing import re_fuse
 from polyrec.engine.ingest import IngestPipeline, IngestReport
 from polyrec.engine.layout import public_metadata
 from polyrec.engine.plugins import PolyrecPluginManager, build_plugin_manager
-from polyrec.engine.readers import EventError, read_events, read_items, source_dir
+from polyrec.engine.readers import EventError, read_events, read_items, read_users, source_dir
 from polyrec.engine.registry import Registry
 from polyrec.engine.retrieval import DEFAULT_USER_WEIGHT, Retriever
 from polyrec.engine.training import FitReport, run_fit
@@ -162,10 +162,37 @@ class Engine:
             raise EventError(exc.row, f"{exc.reason} ({appended} events appended before it)", appended) from None
         return appended
 
+    def add_users(self, users: Any, *, chunk_size: int = 10_000) -> int:
+        """Store user attributes (a path - CSV/TSV/JSONL/Parquet, or a RecBole/GroupLens dataset
+        with a users file - a DataFrame or an iterable of dicts); return how many were written.
+
+        The id is in ``[columns] user_id`` (default: the events' ``user`` column, else ``id``);
+        every other column is an attribute. Writing a user again replaces their attributes.
+        They count at once for users with little history once ``fit`` has learnt the prior.
+        """
+        cold_start = self.retriever.cold_start
+        return sum(
+            cold_start.users.upsert(chunk) for chunk in read_users(users, self.settings.columns, chunk_size=chunk_size)
+        )
+
+    def users(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored attributes of ``ids`` (users without attributes are left out)."""
+        return self.retriever.cold_start.users.get([str(user) for user in ids])
+
+    def prior_scores(self, users: Sequence[str], item_ids: Sequence[str]) -> np.ndarray | None:
+        """The attribute prior's ``(users, items)`` scores (see :mod:`.cold_start`); None before it is fitted."""
+        return self.retriever.cold_start.scores([str(user) for user in users], list(item_ids))
+
     def fit(self) -> FitReport:
-        """Fit every trainable component on the event log and persist it (see :mod:`.training`)."""
+        """Fit every trainable component on the event log and persist it (see :mod:`.training`),
+        then the user-attribute prior when users are stored (see :mod:`.cold_start`)."""
         self._re_fuse_if_fusion_changed()
-        return run_fit(self.assembly)
+        report = run_fit(self.assembly)
+        cold_start = self.retriever.cold_start
+        if cold_start.users.count():
+            note = cold_start.fit(self.assembly.layout.events().read())
+            report.notes += [note] if note else []
+        return report
 
     # -- reading -------------------------------------------------------------------------
 

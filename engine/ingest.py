@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import numpy as np
 from polyrec.contracts import Item, ItemFailure, NotFittedError, VectorRecord, is_missing
 from polyrec.engine._deprecated import moved
 from polyrec.engine.assembly import Assembly
+from polyrec.engine.data_check import FieldCheck, failure_line
 from polyrec.engine.encoding import HASH_KEY, FieldEncoder
 from polyrec.engine.fusing import field_matrices, item_hash, store_fused, upsert_isolating
 from polyrec.engine.readers import ItemChunk
@@ -65,6 +66,8 @@ class IngestReport:
     cached: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
     seconds: float = 0.0
+    #: above this share of failed items, :meth:`summary` ends with a one-line count of the reasons
+    warn_failure_share: float = 0.05
 
     @property
     def total(self) -> int:
@@ -96,7 +99,13 @@ class IngestReport:
             lines.append(f"  {failure}")
         if len(self.failures) > max_messages:
             lines.append(f"  ... and {len(self.failures) - max_messages} more")
+        if (line := self.failure_line()) is not None:
+            lines.append(line)
         return "\n".join(lines)
+
+    def failure_line(self) -> str | None:
+        """One line when more than ``warn_failure_share`` of the items failed, with the top reasons."""
+        return failure_line(self.failures, self.total + len(self.failures), self.warn_failure_share)
 
 
 def _filterable(value: Any) -> Any:
@@ -155,8 +164,8 @@ class IngestPipeline:
 
     def run(self, chunks: Iterable[ItemChunk], progress: Callable[[int], Any] | None = None) -> IngestReport:
         started = time.perf_counter()
-        report = IngestReport()
-        for chunk in chunks:
+        report = IngestReport(warn_failure_share=self.assembly.settings.ingest.warn_failure_share)
+        for chunk in self._checked(iter(chunks)):
             report.failures.extend(chunk.failures)
             if chunk.items:
                 report.add(self.ingest_chunk(chunk.items))
@@ -164,6 +173,21 @@ class IngestPipeline:
                 progress(len(chunk.items) + len(chunk.failures))
         report.seconds = time.perf_counter() - started
         return report
+
+    def _checked(self, chunks: Iterator[ItemChunk]) -> Iterator[ItemChunk]:
+        """The chunks, once the items read so far give every encoder slot a field (see
+        :mod:`.data_check`): usually the first chunk; a slot no item fills stops the ingest
+        before anything is encoded."""
+        check = FieldCheck(self.assembly.settings, self.assembly.encoders)
+        read: list[ItemChunk] = []
+        for chunk in chunks:
+            read.append(chunk)
+            if check.add(chunk.items):
+                break
+        else:
+            check.check()
+        yield from read
+        yield from chunks
 
     # -- one chunk -----------------------------------------------------------------------
 

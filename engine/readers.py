@@ -24,12 +24,14 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from polyrec.contracts import ColumnMapping, Event, Item, ItemFailure, PolyrecError, is_missing
+from polyrec.engine.users import UserError, UserRecord, user_record
 
 __all__ = [
     "ItemChunk",
     "EventError",
     "read_items",
     "read_events",
+    "read_users",
     "source_dir",
 ]
 
@@ -187,11 +189,23 @@ def _source_rows(source: Any, chunk_size: int, string_columns: Iterable[str]) ->
     return ((f"<row {number}>", row) for number, row in enumerate(source, start=1))
 
 
+def _dataset(source: Any) -> Any:
+    """The RecBole/GroupLens dataset a path names (read by the evaluation loaders), else None."""
+    if not isinstance(source, str | Path) or Path(source).suffix.lower() in TABULAR_SUFFIXES:
+        return None
+    from polyrec.engine.evaluate.loaders import load_known_dataset
+
+    return load_known_dataset(source) if Path(source).exists() else None
+
+
 def read_items(source: Any, *, chunk_size: int = 256, id_column: str = "id") -> Iterator[ItemChunk]:
-    """Chunks of items from a path (.jsonl/.json/.csv/.tsv/.parquet or a Parquet directory),
-    a DataFrame, or an iterable of :class:`Item`/dict."""
+    """Chunks of items from a path (.jsonl/.json/.csv/.tsv/.parquet, a Parquet directory, or a
+    RecBole/GroupLens dataset), a DataFrame, or an iterable of :class:`Item`/dict."""
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    dataset = _dataset(source)
+    if dataset is not None:
+        source = dataset.items
     return _rows_to_chunks(_source_rows(source, chunk_size, [id_column]), id_column, chunk_size)
 
 
@@ -233,6 +247,9 @@ def read_events(source: Any, columns: ColumnMapping, *, chunk_size: int = 10_000
     Raises :class:`EventError` for the first invalid row (its 1-based number and why).
     """
     string_columns = [columns.user, columns.item]
+    dataset = _dataset(source)
+    if dataset is not None:
+        source = dataset.event_records()
     chunk: list[Event] = []
     for number, (_label, row) in enumerate(_source_rows(source, chunk_size, string_columns), start=1):
         try:
@@ -247,6 +264,46 @@ def read_events(source: Any, columns: ColumnMapping, *, chunk_size: int = 10_000
         except (ValueError, TypeError, ValidationError) as exc:
             raise EventError(number, _first_line(exc)) from None
         chunk.append(event)
+        if len(chunk) >= chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+def _user_id_column(row: Mapping[str, Any], columns: ColumnMapping) -> str:
+    if columns.user_id is not None or columns.user in row:
+        return columns.user_id or columns.user
+    return "id" if "id" in row else columns.user
+
+
+def read_users(source: Any, columns: ColumnMapping, *, chunk_size: int = 10_000) -> Iterator[list[UserRecord]]:
+    """Chunks of users (id + attributes) from a path (.jsonl/.csv/.parquet ..., or a RecBole/GroupLens
+    dataset with a ``.user`` / ``u.user`` file), a DataFrame or an iterable of dicts.
+
+    The id is in ``columns.user_id`` (default: the events' ``columns.user``, else ``id``); every
+    other column is an attribute. Raises :class:`UserError` for the first row without an id.
+    """
+    dataset = _dataset(source)
+    if dataset is not None:
+        if dataset.users is None:
+            raise UserError(f"{source}: the dataset has no users file (RecBole NAME.user or GroupLens u.user)")
+        from polyrec.engine.evaluate.loaders import USER_ID
+
+        source, columns = dataset.users, columns.model_copy(update={"user_id": USER_ID})
+    id_hint = columns.user_id or columns.user
+    chunk: list[UserRecord] = []
+    for number, (_label, row) in enumerate(_source_rows(source, chunk_size, [id_hint, "id"]), start=1):
+        if isinstance(row, _Invalid) or not isinstance(row, Mapping):
+            reason = row.reason if isinstance(row, _Invalid) else f"expected a mapping, got {type(row).__name__}"
+            raise UserError(f"users row {number}: {reason}")
+        try:
+            chunk.append(user_record(row, _user_id_column(row, columns)))
+        except UserError as exc:
+            raise UserError(f"users row {number}: {exc}") from None
         if len(chunk) >= chunk_size:
             yield chunk
             chunk = []

@@ -7,9 +7,14 @@ items, with the metadata filter applied by the store); the scorer re-ranks them 
 weights become the explanation. ``diversity`` > 0 re-orders by maximal marginal
 relevance (lambda = 1 - diversity) over the candidates' vectors.
 
-Cold users: with no usable history, the most-interacted items of the event log are
-returned (flag ``fallback:popularity``); with no events at all, the items nearest the
-catalog's centroid (flag ``fallback:content``), i.e. its most typical items.
+Users with stored attributes and a fitted attribute prior (see :mod:`.cold_start`): with
+no usable history the prior's ranking is returned (flag ``prior:attributes``); with a
+history, the prior's favourites join the candidates and its standardised scores are
+blended with the scorer's, fading as the history grows.
+
+Cold users without attributes: with no usable history, the most-interacted items of the
+event log are returned (flag ``fallback:popularity``); with no events at all, the items
+nearest the catalog's centroid (flag ``fallback:content``), i.e. its most typical items.
 
 ``search``: the fused space mixes the field spaces, so a query is encoded by one encoder
 and searched in that encoder's own collection ``field__<slot>`` (same space, flag
@@ -42,8 +47,10 @@ from polyrec.contracts import (
     validate_filter,
 )
 from polyrec.engine.assembly import Assembly
+from polyrec.engine.cold_start import PRIOR_FLAG, ColdStart, UserPrior
 from polyrec.engine.encoding import FieldEncoder
 from polyrec.engine.layout import EVENTS, ITEMS, public_metadata
+from polyrec.engine.user_prior import standardize
 
 __all__ = [
     "EXPLANATION_SIZE",
@@ -154,6 +161,7 @@ class Retriever:
         self._popularity: tuple[int, list[tuple[str, int]]] | None = None
         self._centroid: tuple[int, np.ndarray | None] | None = None
         self._observed_version: int | None = None  # a fresh process observes the stored log before its first score
+        self.cold_start = ColdStart(assembly)
 
     # -- histories -----------------------------------------------------------------------
 
@@ -188,7 +196,10 @@ class Retriever:
         history, seen = self.history(str(user))
         excluded = seen if exclude_seen else set()
         flags = ["diversified"] if diversity > 0 else []
+        prior = self.cold_start.for_user(str(user), len(history))
         if len(history) == 0:
+            if prior is not None:
+                return self._from_prior(prior, k, filter, excluded, diversity, flags)
             return self._cold(k, filter, excluded, diversity, flags)
         scorer = self.assembly.scorer
         self._observe_if_stale(scorer)
@@ -196,12 +207,22 @@ class Retriever:
         pool = max(self.assembly.settings.retrieval.candidates, k) + len(excluded)
         hits = [hit for hit in self.layout.items().search(query, pool, filter) if hit.id not in excluded]
         candidates = self._with_vectors(hits)
+        if prior is not None:  # the prior's favourites compete too, not only the history's neighbours
+            taken = excluded | {c.id for c in candidates}
+            candidates += self._ranked_candidates(
+                prior.ranked(), self.assembly.settings.retrieval.candidates, filter, taken
+            )
+            flags = [*flags, PRIOR_FLAG]
         if not candidates:
             return []
-        scored = scorer.score(history, [c.id for c in candidates], np.stack([c.vector for c in candidates]))
+        ids = [c.id for c in candidates]
+        scored = scorer.score(history, ids, np.stack([c.vector for c in candidates]))
+        scores = np.asarray(scored.scores, dtype=np.float64)
+        if prior is not None:
+            scores = prior.weight * standardize(prior.lookup(ids)) + (1 - prior.weight) * standardize(scores)
         weights = np.asarray(scored.weights)
         for row, candidate in enumerate(candidates):
-            candidate.score, candidate.weights = float(scored.scores[row]), weights[row]
+            candidate.score, candidate.weights = float(scores[row]), weights[row]
         chosen = _rank(candidates, k, diversity)
         for candidate in chosen:  # only the k returned: explanations are objects, candidates hundreds
             candidate.explanation = _explain(history, candidate.weights)
@@ -244,8 +265,14 @@ class Retriever:
         return popularity
 
     def _popular(self, n: int, filter: Mapping[str, Any] | None, excluded: set[str]) -> list[_Candidate]:
+        return self._ranked_candidates(self.popularity(), n, filter, excluded)
+
+    def _ranked_candidates(
+        self, ranked: Sequence[tuple[str, float]], n: int, filter: Mapping[str, Any] | None, excluded: set[str]
+    ) -> list[_Candidate]:
+        """The first ``n`` stored items of ``ranked`` (best first) that pass the filter."""
         found: list[_Candidate] = []
-        ranked = [(item_id, count) for item_id, count in self.popularity() if item_id not in excluded]
+        ranked = [(item_id, score) for item_id, score in ranked if item_id not in excluded]
         for start in range(0, len(ranked), 256):
             batch = dict(ranked[start : start + 256])
             for record in self.layout.items().get(list(batch)):
@@ -254,6 +281,26 @@ class Retriever:
             if len(found) >= n:
                 break
         return sorted(found, key=lambda c: -c.score)[:n]
+
+    def _from_prior(
+        self,
+        prior: UserPrior,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        excluded: set[str],
+        diversity: float,
+        flags: list[str],
+    ) -> list[Recommendation]:
+        """A user with attributes and no history: the prior's ranking, then the usual fallbacks."""
+        pool = k if diversity == 0 else max(k, self.assembly.settings.retrieval.candidates)
+        chosen = [
+            c.to_recommendation([*flags, PRIOR_FLAG])
+            for c in _rank(self._ranked_candidates(prior.ranked(), pool, filter, excluded), k, diversity)
+        ]
+        if len(chosen) < k:
+            taken = excluded | {r.item for r in chosen}
+            chosen += self._cold(k - len(chosen), filter, taken, diversity, flags)
+        return chosen
 
     def _typical(self, n: int, filter: Mapping[str, Any] | None, excluded: set[str]) -> list[_Candidate]:
         centroid = self._catalog_centroid()

@@ -42,14 +42,17 @@ class FitReport:
     timings: dict[str, float] = field(default_factory=dict)
     #: items whose field could not be encoded again by a fitted encoder (named like ingest's)
     failures: list[ItemFailure] = field(default_factory=list)
+    #: one line per extra model fitted beside the components (the user-attribute prior)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self, max_messages: int = 10) -> str:
         if not self.fitted:
-            return "nothing to fit: no component of this config is trainable"
+            return "\n".join(["nothing to fit: no component of this config is trainable", *self.notes])
         steps = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in self.timings.items())
         lines = [
             f"fitted {', '.join(self.fitted)} on {self.events} events of {self.users} users "
-            f"over {self.items} items ({steps})"
+            f"over {self.items} items ({steps})",
+            *self.notes,
         ]
         if self.failures:
             lines.append(f"{len(self.failures)} items failed to encode again after the fit:")
@@ -151,11 +154,11 @@ def run_fit(assembly: Assembly, *, chunk_size: int = 1024) -> FitReport:
         assembly.scorer.observe(events)
     if not assembly.trainable():
         return report
+    items = catalog(assembly)
+    if not items and (not trainable_encoders or not events):  # a behavior encoder could still learn from events
+        raise PolyrecError(_no_item_vectors([]))
     if not events and (trainable_encoders or assembly.scorer.trainable):
         raise PolyrecError("fit needs events: add them first (polyrec events FILE, or engine.add_events)")
-    items = catalog(assembly)
-    if not items and not trainable_encoders:
-        raise PolyrecError("fit needs items: ingest the catalog first (polyrec ingest FILE, or engine.ingest)")
     for fe in trainable_encoders:
         key = encoder_key(fe.slot)
         with clock(f"fit {key}"):
@@ -173,12 +176,21 @@ def run_fit(assembly: Assembly, *, chunk_size: int = 1024) -> FitReport:
             re_fuse(assembly, chunk_size=chunk_size)
     ids, vectors = assembly.layout.item_matrix()
     report.items = len(ids)
+    if not ids and assembly.scorer.trainable:
+        raise PolyrecError(_no_item_vectors(report.fitted))
     if assembly.scorer.trainable:
         with clock(f"fit {SCORER_KEY}"):
             assembly.scorer.fit(build_training_data(events, ids, vectors, assembly.settings.seed))
             assembly.manifest.save_component(SCORER_KEY, assembly.scorer, assembly.fingerprints[SCORER_KEY])
         report.fitted.append(SCORER_KEY)
     return report
+
+
+def _no_item_vectors(fitted: Sequence[str]) -> str:
+    message = "fit: the store has no item vectors, so there is nothing to train the scorer on"
+    if fitted:
+        return f"{message}; {', '.join(fitted)} fitted now: ingest the catalog again to give items their vectors"
+    return f"{message}: ingest the catalog first (polyrec ingest FILE, or engine.ingest) and check its report"
 
 
 def _fit_fusion(assembly: Assembly, events: Sequence[Event]) -> None:

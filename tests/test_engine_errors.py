@@ -243,6 +243,10 @@ def test_invalid_queries_are_clear_errors() -> None:
 def test_fit_without_events_or_items_says_what_to_do() -> None:
     cfg = {"encoders": {"title": {"plugin": "bag-of-words"}, "taste": {"plugin": "behavior"}}}
     engine = fake_engine(**cfg)
+    # an empty store: the message is about the missing items, not about users or events
+    with pytest.raises(PolyrecError, match="the store has no item vectors.*ingest the catalog first"):
+        engine.fit()
+    engine.ingest([{"id": "a", "title": "space rocket"}])
     with pytest.raises(PolyrecError, match="fit needs events"):
         engine.fit()
 

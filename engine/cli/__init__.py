@@ -21,7 +21,9 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``polyrec.engine.cli``, in ``--help`` order.
 SUBCOMMANDS: tuple[str, ...] = (
+    "init_cmd",
     "ingest_cmd",
+    "users_cmd",
     "fit_cmd",
     "recommend_cmd",
     "plugins_cmd",

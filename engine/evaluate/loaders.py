@@ -41,6 +41,7 @@ __all__ = [
     "split_title",
     "TABLE_SUFFIXES",
     "load_dataset",
+    "load_known_dataset",
     "load_recbole",
     "load_grouplens",
     "load_generic",
@@ -392,6 +393,20 @@ def _detect(path: Path, columns: ColumnMapping | None) -> Callable[[], Dataset] 
         items, events = _named_table(path, "items"), _named_table(path, "events")
         if items and events:
             return lambda: load_generic(items, events, columns)
+    return None
+
+
+def load_known_dataset(path: str | Path) -> Dataset | None:
+    """The RecBole or GroupLens dataset at ``path`` (a directory, stem or ``.inter`` file), else None.
+
+    What the engine's readers accept besides plain tables: ``polyrec ingest DIR``,
+    ``polyrec events DIR`` and ``polyrec users DIR`` read a dataset's items, events and users.
+    """
+    path = Path(path)
+    if _recbole_stem(path) is not None:
+        return load_recbole(path)
+    if path.is_dir() and ((path / "u.data").is_file() or (path / "ratings.csv").is_file()):
+        return load_grouplens(path)
     return None
 
 
