@@ -31,6 +31,7 @@ __all__ = [
     "EventError",
     "read_items",
     "read_events",
+    "read_table",
     "read_users",
     "source_dir",
 ]
@@ -187,6 +188,35 @@ def _source_rows(source: Any, chunk_size: int, string_columns: Iterable[str]) ->
     if isinstance(source, Mapping | Item | BaseModel):
         source = [source]
     return ((f"<row {number}>", row) for number, row in enumerate(source, start=1))
+
+
+#: rows per read while a whole table is read (:func:`read_table`)
+_TABLE_CHUNK = 100_000
+
+
+def read_table(source: str | Path, string_columns: Iterable[str] = ()) -> Any:
+    """A whole table file as one pandas DataFrame, read by the same format readers as the streams.
+
+    For readers that need every row at once (the evaluation loaders). ``string_columns``
+    (ids) stay strings where the format has no types (CSV/TSV: "007" is not 7). A row that
+    is not valid JSON, or is not an object, raises ``ValueError`` naming the file and line.
+    """
+    import pandas as pd
+
+    path = Path(source)
+    string_columns = list(string_columns)
+    if path.suffix.lower() in {".csv", ".tsv"}:
+        if not path.exists():
+            raise PolyrecError(f"no such file or directory: {path}")
+        frames = list(_csv_frames(path, _TABLE_CHUNK, string_columns))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    records = []
+    for label, row in _source_rows(path, _TABLE_CHUNK, string_columns):
+        if isinstance(row, _Invalid) or not isinstance(row, Mapping):
+            reason = row.reason if isinstance(row, _Invalid) else f"expected an object, got {type(row).__name__}"
+            raise ValueError(f"{path}: {label.strip('<>')}: {reason}")
+        records.append(row)
+    return pd.DataFrame.from_records(records)
 
 
 def _dataset(source: Any) -> Any:

@@ -22,7 +22,6 @@ all of them: ``title`` (without the "(1995)" some files append), ``year`` (an in
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from polyrec.contracts import ColumnMapping, Item
+from polyrec.contracts import ColumnMapping, Item, is_missing
 from polyrec.engine.evaluate.dataset import Dataset, events_frame
+from polyrec.engine.readers import read_table
 
 __all__ = [
     "GROUPLENS_GENRES",
@@ -279,31 +279,6 @@ def load_grouplens(path: str | Path) -> Dataset:
 # --- generic tables -------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no}: not valid JSON: {exc.msg}") from None
-    return pd.DataFrame(rows)
-
-
-def read_table(path: Path, id_columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Read a CSV/TSV/JSONL/Parquet file; ``id_columns`` are read as strings where the format allows."""
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=dict.fromkeys(id_columns, str))
-    if suffix in (".jsonl", ".json"):
-        return _read_jsonl(path)
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    raise ValueError(f"{path}: unsupported table format {suffix!r}; use one of {', '.join(TABLE_SUFFIXES)}")
-
-
 def _require(frame: pd.DataFrame, path: Path, columns: dict[str, str]) -> None:
     missing = [f"{column!r} (columns.{role})" for role, column in columns.items() if column not in frame.columns]
     if missing:
@@ -311,12 +286,6 @@ def _require(frame: pd.DataFrame, path: Path, columns: dict[str, str]) -> None:
             f"{path}: missing column {', '.join(missing)}; the file has {list(frame.columns)}; "
             "map your names in the config's [columns] table"
         )
-
-
-def _cell_present(value: Any) -> bool:
-    if isinstance(value, list | tuple | dict | np.ndarray):
-        return True
-    return not pd.isna(value)
 
 
 def _plain(value: Any) -> Any:
@@ -328,7 +297,7 @@ def _table_items(path: Path, columns: ColumnMapping) -> list[Item]:
     _require(frame, path, {"item_id": columns.item_id})
     items = []
     for record in frame.to_dict("records"):
-        fields = {k: _plain(v) for k, v in record.items() if k != columns.item_id and _cell_present(v)}
+        fields = {k: _plain(v) for k, v in record.items() if k != columns.item_id and not is_missing(v)}
         items.append(Item(id=record[columns.item_id], fields=fields))
     return items
 
