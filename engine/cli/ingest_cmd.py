@@ -35,13 +35,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     events.add_argument("events", type=Path, metavar="EVENTS", help="events file (.jsonl, .csv, .tsv, .parquet)")
     add_config_argument(events)
+    events.add_argument("--json", action="store_true", help="print {appended, total} as JSON")
     events.set_defaults(func=run_events)
 
 
 def run_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    with open_engine(args) as engine, tqdm(desc="ingest", unit="item", disable=None, file=sys.stderr) as bar:
+    from polyrec.engine.row_count import count_rows
+
+    # a total (and so an ETA) when the file says how many rows it has; no bar off a terminal
+    bar = tqdm(desc="ingest", total=count_rows(args.items), unit="item", disable=None, file=sys.stderr)
+    with open_engine(args) as engine, bar:
         report = engine.ingest(args.items, chunk_size=args.chunk_size, progress=bar.update, rebuild=args.rebuild)
     if args.json:
         payload = {
@@ -63,5 +68,8 @@ def run_events(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
         appended = engine.add_events(args.events)
         total = engine.event_count()
-    print(f"appended {appended} events ({total} in the log)")
+    if args.json:
+        print(json.dumps({"appended": appended, "total": total}))
+    else:
+        print(f"appended {appended} events ({total} in the log)")
     return 0
