@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -243,15 +243,17 @@ def read_items(source: Any, *, chunk_size: int = 256, id_column: str = "id") -> 
 
 
 def _timestamp(value: Any) -> float:
+    """Seconds since the epoch; a date without a zone is UTC (as the evaluation loaders read
+    it), never the local time of whoever runs the import."""
     if is_missing(value):
         return 0.0
-    if isinstance(value, datetime):
-        return value.timestamp()
     if isinstance(value, str):
         try:
             return float(value)
         except ValueError:
-            return datetime.fromisoformat(value).timestamp()
+            value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()
     return float(value)
 
 
