@@ -222,13 +222,47 @@ class Engine:
         filter: Mapping[str, Any] | None = None,
         user_weight: float = DEFAULT_USER_WEIGHT,
         modality: str | None = None,
+        exclude_seen: bool = True,
     ) -> list[Recommendation]:
         """Items matching a text/image/audio query in one encoder's space, optionally personalised.
 
         ``field`` picks the encoder slot; ``modality`` says what the query is when that cannot
-        be told from the value (bytes).
+        be told from the value (bytes). With a ``user``, the items they have seen are left out
+        unless ``exclude_seen`` is False; ``user_weight`` 0 ranks by the query alone.
         """
-        return self.retriever.search(query, k, user, field, filter, user_weight, modality)
+        return self.retriever.search(query, k, user, field, filter, user_weight, modality, exclude_seen)
+
+    def metadata_fields(self, sample: int = 1000) -> list[str]:
+        """The public metadata keys of up to ``sample`` stored items, sorted: what a filter can name."""
+        keys: set[str] = set()
+        for batch in self.assembly.layout.items().scan(batch_size=sample):
+            for record in batch:
+                keys.update(public_metadata(record.metadata))
+            break  # one batch is the sample
+        return sorted(keys)
+
+    def check_filter_fields(self, filter: Mapping[str, Any] | None) -> None:
+        """Raise :class:`ConfigError` (key ``filter.<name>``) for filter keys that no stored item
+        has: a misspelled key would otherwise match nothing, silently. Call it when a filtered
+        query found nothing (it reads a sample of the catalog)."""
+        from polyrec.contracts import ConfigError
+        from polyrec.engine.config import _suggest
+
+        if not filter:
+            return
+        known = self.metadata_fields()
+        if not known:
+            return  # an empty catalog: nothing to compare with
+        problems = [
+            (
+                f"filter.{name}",
+                f"no stored item has the field {name!r}; {_suggest(name, known)}known: {', '.join(known)}",
+            )
+            for name in filter
+            if name not in known
+        ]
+        if problems:
+            raise ConfigError(problems)
 
     def item_matrix(self) -> tuple[list[str], np.ndarray]:
         """All fused vectors: ids (sorted) and a float32 ``(n, dim)`` matrix."""

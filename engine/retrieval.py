@@ -372,8 +372,12 @@ class Retriever:
         filter: Mapping[str, Any] | None = None,
         user_weight: float = DEFAULT_USER_WEIGHT,
         modality: str | None = None,
+        exclude_seen: bool = True,
     ) -> list[Recommendation]:
-        """Search one encoder's space; ``modality`` states the query's modality instead of guessing it."""
+        """Search one encoder's space; ``modality`` states the query's modality instead of guessing it.
+
+        With a ``user``: items they interacted with are left out unless ``exclude_seen`` is False,
+        and their taste is blended in with ``user_weight`` (0: the query alone)."""
         _check(k, 0.0, filter)
         if not 0.0 <= user_weight <= 1.0:
             raise QueryError(f"user_weight must be between 0 and 1, got {user_weight!r}")
@@ -381,10 +385,11 @@ class Retriever:
         if modality is None and isinstance(query, str) and query_modality(query) != "text":
             query = Path(query)  # an existing media file named by a string
         vector = self._encode_query(encoder, query)
-        history = self.history(str(user))[0] if user is not None else None
-        personal = history is not None and len(history) > 0
-        pool = max(k, self.assembly.settings.retrieval.candidates) if personal else k
-        hits = self.layout.field(encoder).search(vector, pool, filter)
+        history, seen = self.history(str(user)) if user is not None else (None, set())
+        excluded = seen if exclude_seen else set()
+        personal = history is not None and len(history) > 0 and user_weight > 0
+        pool = (max(k, self.assembly.settings.retrieval.candidates) if personal else k) + len(excluded)
+        hits = [hit for hit in self.layout.field(encoder).search(vector, pool, filter) if hit.id not in excluded]
         flags = [f"field:{encoder.slot}"]
         if not personal:
             return [_candidate_from_hit(hit).to_recommendation(flags) for hit in hits[:k]]

@@ -317,11 +317,14 @@ def test_cli_ingest_events_fit_recommend_similar_search(
 
     assert main(["recommend", "--user", "alice", "-k", "3", "--explain", "--show", "topic"]) == 0
     out = capsys.readouterr().out
-    assert out.count("topic=space") == 3 and "because: space-2" in out
+    assert out.count("topic=space") == 3 and "because: " in out
+    space_titles = {row["id"]: row["title"] for row in catalog() if row["topic"] == "space"}
+    assert f"{space_titles['space-2']} (space-2)" in out  # explanations name the history items by title
 
     assert main(["recommend", "-u", "alice", "-k", "2", "--json", "--filter", '{"year": {"$gte": 2008}}']) == 0
-    results = json.loads(capsys.readouterr().out)
-    assert [r["metadata"]["year"] >= 2008 for r in results] == [True, True]
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["user"] == "alice" and payload["known_user"] is True and payload["fallback"] is None
+    assert [r["metadata"]["year"] >= 2008 for r in payload["results"]] == [True, True]
 
     assert main(["similar", "--item", "jazz-1", "-k", "2", "--json"]) == 0
     assert {r["metadata"]["topic"] for r in json.loads(capsys.readouterr().out)} == {"jazz"}
@@ -331,6 +334,54 @@ def test_cli_ingest_events_fit_recommend_similar_search(
 
     assert main(["recommend", "-u", "alice", "--filter", "[1]"]) == 2
     assert "--filter: must be a JSON object" in capsys.readouterr().err
+
+
+def test_cli_conventions(
+    cli_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json everywhere, usage errors exit 2 (-k 0 too), a misspelled filter key names the known
+    fields, popularity fallbacks say so instead of printing a score, search keeps its query after --show."""
+    from polyrec.engine.cli import main
+
+    monkeypatch.chdir(cli_project)
+    assert main(["ingest", "items.jsonl", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stored"] == 40
+    assert main(["events", "events.csv", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"appended": 3, "total": 3}
+
+    for argv in (["recommend", "-u", "alice", "-k", "0"], ["similar", "-i", "space-1", "-k", "-3"],
+                 ["search", "moon", "-k", "x"], ["recommend", "-u", "alice", "--diversity", "2"]):  # fmt: skip
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 2, argv
+        assert "must be" in capsys.readouterr().err
+
+    assert main(["recommend", "-u", "alice", "--filter", '{"topik": "jazz"}']) == 2
+    err = capsys.readouterr().err
+    assert "filter.topik" in err and "did you mean 'topic'?" in err and "known: title, topic, year" in err
+    assert main(["search", "moon", "--filter", '{"yeer": 2001}', "--json"]) == 2
+    assert "did you mean 'year'?" in capsys.readouterr().err
+    assert main(["similar", "-i", "space-1", "--filter", '{"topic": "none of them"}']) == 0  # a known key: no error
+    assert capsys.readouterr().out.strip() == "(no results)"
+
+    assert main(["recommend", "-u", "newcomer", "-k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "newcomer has no events: the most popular items"
+    assert all(" 1 event " in line for line in out[1:]) and len(out) == 3, out  # a count, not a score
+    assert main(["recommend", "-u", "newcomer", "-k", "2", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["known_user"] is False and payload["fallback"] == "popularity" and len(payload["results"]) == 2
+
+    assert main(["search", "--show", "title", "topic", "a rocket in orbit", "-k", "1"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "topic=space" in line and "title=" in line
+    # with --user, what the user has seen is left out unless asked, and the query alone ranks at weight 0
+    assert main(["search", "space", "-k", "40", "-u", "alice", "--user-weight", "0", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert not {"space-0", "space-1", "space-2"} & {r["item"] for r in found}
+    assert all("personalized" not in r["flags"] for r in found)
+    assert main(["search", "space", "-k", "40", "-u", "alice", "--include-seen", "--json"]) == 0
+    assert {"space-0", "space-1", "space-2"} <= {r["item"] for r in json.loads(capsys.readouterr().out)}
 
 
 def test_cli_ingest_exit_code_is_1_when_nothing_is_stored(

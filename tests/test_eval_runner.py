@@ -97,7 +97,7 @@ def test_cold_items_content_model_ranks_items_it_never_saw_in_training(catalog: 
 
 def test_cli_writes_the_json_result(catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out" / "pop.json"
-    code = main(["evaluate", "--baseline", "pop", "--dataset", str(catalog), "--json", str(out)])
+    code = main(["evaluate", "--baseline", "pop", "--dataset", str(catalog), "--output", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "hit@10" in printed and "[test]" in printed and "timings:" in printed
@@ -108,6 +108,10 @@ def test_cli_writes_the_json_result(catalog: Path, tmp_path: Path, capsys: pytes
     assert {"ingest", "fit", "evaluate"} <= set(result["timings"])
     # everyone played the same hit of another style; pop ranks it first but it is always masked
     assert 0.0 <= result["test"]["hit@10"] <= 1.0
+    # --json prints the same result to stdout, like every other command's --json
+    assert main(["evaluate", "--baseline", "pop", "--dataset", str(catalog), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["test"] == result["test"] and printed["config"] == "baseline:pop"
 
 
 def test_cli_evaluates_a_config_file(catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,7 +123,7 @@ def test_cli_evaluates_a_config_file(catalog: Path, tmp_path: Path, capsys: pyte
         f'[dataset]\npath = "{Path(os.path.relpath(catalog, tmp_path)).as_posix()}"\n'
     )
     out = tmp_path / "content.json"
-    assert main(["evaluate", "--config", str(config), "--protocol", "loo-full", "--json", str(out)]) == 0
+    assert main(["evaluate", "--config", str(config), "--protocol", "loo-full", "--output", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["config"] == str(config)
     assert result["test"]["hit@10"] == 1.0
@@ -166,7 +170,7 @@ def test_content_only_config_ranks_cold_movies_that_pop_cannot(tmp_path: Path) -
     data = load_dataset(_movielens())
     out = tmp_path / "content-cold.json"
     config = REPO / "examples" / "movielens" / "content-only.toml"
-    assert main(["evaluate", "--config", str(config), "--protocol", "cold-items", "--json", str(out)]) == 0
+    assert main(["evaluate", "--config", str(config), "--protocol", "cold-items", "--output", str(out)]) == 0
     result = json.loads(out.read_text())
     test, pop, chance = result["test"], result["baselines"]["pop"]["test"], result["baselines"]["random"]["test"]
     assert test["cases"] == 941 and test["unranked"] == 0 and result["ingest_failures"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--map-method", choices=("tsne", "pca"), default="tsne", help="2-D projection (default: tsne)")
     parser.add_argument("--max-map-points", type=positive_int, default=3000, metavar="N",
                         help="items sampled for the map (default: 3000)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print {html, map, users} as JSON")
     parser.set_defaults(func=run)
 
 
@@ -80,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
             subtitle=[f"config: {args.config}", f"{engine.count()} items; users: {', '.join(users)}"],
         )
         files = build_report(engine, users, args.out, options)
+    if args.json:
+        payload = {"html": str(files.html), "map": str(files.map) if files.map else None, "users": users}
+        print(json.dumps(payload, indent=2))
+        return 0
     print(f"report: {files.html}", file=sys.stdout)
     if files.map is not None:
         print(f"map:    {files.map}")

@@ -45,7 +45,12 @@ import numpy as np
 from pydantic import Field
 
 from polyrec.contracts import ComponentConfig, ConfigError, Encoder, MissingDependencyError, hookimpl
-from polyrec.plugins.support.torch_env import hub_offline_requested, hub_offline_while, resolve_device
+from polyrec.plugins.support.torch_env import (
+    hub_offline_requested,
+    hub_offline_while,
+    quiet_model_loading,
+    resolve_device,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -174,7 +179,7 @@ def _load_uncached(model: str, source: str, *, local: bool, device: str) -> Any:
     st = _import_sentence_transformers()
     offline = local or hub_offline_requested()
     try:
-        with hub_offline_while(offline):
+        with hub_offline_while(offline), quiet_model_loading():
             loaded = st.SentenceTransformer(source, device=device, local_files_only=offline)
     except Exception as exc:
         where = source if local else "the local hub cache (HF_HUB_OFFLINE is set)" if offline else "the hub"

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["hub_offline_requested", "hub_offline_while", "resolve_device"]
+__all__ = ["hub_offline_requested", "hub_offline_while", "quiet_model_loading", "resolve_device"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -53,3 +53,30 @@ def hub_offline_while(offline: bool) -> Iterator[None]:
         yield
     finally:
         constants.HF_HUB_OFFLINE = before
+
+
+@contextmanager
+def quiet_model_loading() -> Iterator[None]:
+    """No progress bars of transformers and huggingface_hub while a model loads: their
+    "Loading weights" bar would share the line of the command's own bar and leave garbage."""
+    try:
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    except ImportError:
+        yield
+        return
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        transformers_logging = None
+    hub_was_quiet = are_progress_bars_disabled()
+    transformers_was_on = transformers_logging is not None and transformers_logging.is_progress_bar_enabled()
+    disable_progress_bars()
+    if transformers_logging is not None:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if transformers_was_on:
+            transformers_logging.enable_progress_bar()  # type: ignore[union-attr]
+        if not hub_was_quiet:
+            enable_progress_bars()

@@ -1,0 +1,106 @@
+"""Wall time of one-shot CLI commands, beside ``polyrec --help`` measured in the same run.
+
+    python bench/bench_cli.py [--runs 5] [--config polyrec.toml]
+
+Without ``--config`` the demo (examples/demo: 36 books, MiniLM text, behavior vectors,
+target attention) is copied to a temporary folder and built there with ``polyrec ingest``,
+``events`` and ``fit``. Then, alternating so that every command sees the same machine load,
+each of these runs ``--runs`` times as a fresh process:
+
+- ``python -c pass``: the interpreter alone;
+- ``polyrec --help``: the CLI's own imports (the baseline);
+- ``polyrec recommend --user ada -k 5``: a one-shot recommendation, store opened and closed;
+- ``polyrec recommend ... --explain --json``.
+
+Reported: median and best wall seconds, the ratio of each median to ``polyrec --help``,
+and the ten slowest top-level imports of one ``recommend`` (``python -X importtime``), which
+say where a one-shot command's time goes. The target is recommend <= 1.0 s on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo"
+POLYREC = [sys.executable, "-m", "polyrec.engine.cli"]
+
+
+def _run(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def build_demo(folder: Path) -> Path:
+    for name in ("items.jsonl", "events.csv", "polyrec.toml"):
+        shutil.copy(DEMO / name, folder / name)
+    config = folder / "polyrec.toml"
+    for step in (["ingest", "items.jsonl"], ["events", "events.csv"], ["fit"]):
+        _run([*POLYREC, *step, "--config", str(config)], folder)
+    return config
+
+
+def slowest_imports(command: list[str], cwd: Path, count: int = 10) -> list[tuple[float, str]]:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *command[1:]], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|", 2)
+        if name.startswith("  "):  # only top-level imports: nested ones are inside them
+            continue
+        try:
+            rows.append((int(cumulative) / 1e6, name.strip()))
+        except ValueError:
+            continue  # the header line
+    return sorted(rows, reverse=True)[:count]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="runs of each command (default: 5)")
+    parser.add_argument("--config", type=Path, help="an ingested and fitted config (default: build the demo)")
+    parser.add_argument("--user", default="ada", help="user to recommend for (default: ada, from the demo)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        folder = Path(tmp)
+        config = args.config.resolve() if args.config else build_demo(folder)
+        recommend = [*POLYREC, "recommend", "--user", args.user, "-k", "5", "--config", str(config)]
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "polyrec --help": [*POLYREC, "--help"],
+            "polyrec recommend": recommend,
+            "polyrec recommend --explain --json": [*recommend, "--explain", "--json"],
+        }
+        _run(recommend, folder)  # warm the page cache once
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, command in commands.items():
+                times[name].append(_run(command, folder))
+        baseline = statistics.median(times["polyrec --help"])
+        print(f"one-shot CLI commands, {args.runs} runs each (config: {args.config or 'the demo'})")
+        print(f"{'command':<36} {'median s':>9} {'best s':>8} {'x --help':>9}")
+        for name, values in times.items():
+            median = statistics.median(values)
+            print(f"{name:<36} {median:9.3f} {min(values):8.3f} {median / baseline:9.2f}")
+        print("\nslowest top-level imports of one `polyrec recommend` (cumulative s):")
+        for seconds, name in slowest_imports(recommend, folder):
+            print(f"  {seconds:7.3f}  {name}")
+
+
+if __name__ == "__main__":
+    main()
