@@ -19,7 +19,7 @@ install: $(STAMP)
 # The template is installed like a third-party plugin (not editable), so tests see what users get.
 $(STAMP): pyproject.toml $(TEMPLATE_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(TORCH_PINS) -e '.[all,dev]'
+	$(PY) -m pip install $(TORCH_PINS) -e '.[all,ray,dev]'
 	$(PY) -m pip install ./$(TEMPLATE)
 	touch $@
 

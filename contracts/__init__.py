@@ -26,6 +26,7 @@ from polyrec.contracts.config import (
     Slot,
     compose_text,
 )
+from polyrec.contracts.distributed import ActorPoolSettings, DistributedSettings
 from polyrec.contracts.errors import (
     ConfigError,
     DuplicateComponentError,
@@ -55,6 +56,7 @@ from polyrec.contracts.records import (
 )
 
 __all__ = [
+    "ActorPoolSettings",
     "AudioClip",
     "Collection",
     "ColumnMapping",
@@ -62,6 +64,7 @@ __all__ = [
     "ComponentConfig",
     "ConfigError",
     "DatasetSettings",
+    "DistributedSettings",
     "DuplicateComponentError",
     "Encoder",
     "EncoderSlot",

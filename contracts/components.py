@@ -269,6 +269,18 @@ class Collection(ABC):
         """Build an ANN index if the store has one and the table is large enough."""
         return False
 
+    # -- distributed writes (optional: ``polyrec ingest --ray`` needs them) --
+
+    def bulk_writer(self) -> Any:
+        """A picklable writer that workers call as ``writer.write(records) -> receipt``: it stores
+        the records where the store can find them but commits nothing (e.g. Lance fragments)."""
+        raise NotImplementedError(f"collection {self.name!r} cannot take distributed writes")
+
+    def commit_bulk(self, receipts: Sequence[Any], replaced: Sequence[str]) -> None:
+        """Make the receipts' records visible at once, after deleting the ``replaced`` ids (an
+        upsert by id: committing the same receipts' ids again never duplicates a row)."""
+        raise NotImplementedError(f"collection {self.name!r} cannot take distributed writes")
+
 
 class EventLog(ABC):
     """Append-only, durable log of events kept beside the vectors."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from polyrec.contracts.distributed import DistributedSettings
 from polyrec.contracts.records import is_missing
 
 __all__ = [
@@ -139,6 +140,8 @@ class PolyrecConfig(BaseModel):
     dataset: DatasetSettings = Field(default_factory=DatasetSettings)
     users: UserSettings = Field(default_factory=UserSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    #: ``polyrec ingest --ray``: the Ray cluster and its actor pools (see :mod:`polyrec.contracts.distributed`)
+    distributed: DistributedSettings = Field(default_factory=DistributedSettings)
 
     def with_derived_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """``fields`` plus every ``derived`` field that has at least one source present."""

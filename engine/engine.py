@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from polyrec.contracts import (
+    DistributedSettings,
     Event,
     History,
     PolyrecConfig,
@@ -98,6 +99,7 @@ class Engine:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         progress: Callable[[int], Any] | None = None,
         rebuild: bool = False,
+        ray: bool | str | DistributedSettings | None = None,
     ) -> IngestReport:
         """Encode, fuse and store items (a path, DataFrame or iterable of Item/dict).
 
@@ -105,11 +107,30 @@ class Engine:
         bar's ``update``). ``rebuild`` drops collections whose encoder changed and encodes
         again; without it a changed encoder raises :class:`ProvenanceMismatchError`. A
         changed fusion alone is handled by re-fusing the stored field vectors first.
+
+        ``ray`` runs the ingest on Ray (see :mod:`polyrec.engine.distributed`): True for the
+        config's ``[distributed]`` table, a cluster address (``"auto"``, ``"host:port"``), or
+        settings of its own; None follows ``[distributed] enabled``. The result is the same.
         """
+        distributed = self._distributed_settings(ray)
+        if distributed is not None:
+            from polyrec.engine.distributed import ray_ingest
+
+            return ray_ingest(self, items, distributed, rebuild=rebuild)
         self._re_fuse_if_fusion_changed(rebuild=rebuild)
         pipeline = IngestPipeline(self.assembly, rebuild=rebuild, base_dir=source_dir(items))
         chunks = read_items(items, chunk_size=chunk_size, id_column=self.settings.columns.item_id)
         return pipeline.run(chunks, progress)
+
+    def _distributed_settings(self, ray: bool | str | DistributedSettings | None) -> DistributedSettings | None:
+        configured = self.settings.distributed
+        if isinstance(ray, DistributedSettings):
+            return ray
+        if isinstance(ray, str):
+            return configured.model_copy(update={"address": ray})
+        if ray is None:
+            ray = configured.enabled
+        return configured if ray else None
 
     def _re_fuse_if_fusion_changed(self, *, rebuild: bool = False) -> None:
         try:

@@ -114,6 +114,13 @@ class _VersionedCollection(_Delegating, Collection):
     def create_index(self) -> bool:
         return self.inner.create_index()
 
+    def bulk_writer(self) -> Any:
+        return self.inner.bulk_writer()
+
+    def commit_bulk(self, receipts: Sequence[Any], replaced: Sequence[str]) -> None:
+        with self._writes.writing(self.name):
+            self.inner.commit_bulk(receipts, replaced)
+
 
 class _VersionedEventLog(_Delegating, EventLog):
     """The store's event log, counting its appends."""

@@ -15,7 +15,17 @@ import pytest
 
 from polyrec.engine.cli import SUBCOMMANDS, build_parser, main
 
-HEAVY_MODULES = ("torch", "torchvision", "lancedb", "open_clip", "librosa", "sentence_transformers", "transformers")
+HEAVY_MODULES = (
+    "torch",
+    "torchvision",
+    "lancedb",
+    "lance",
+    "ray",
+    "open_clip",
+    "librosa",
+    "sentence_transformers",
+    "transformers",
+)
 
 # A real plugin distribution with one component of each kind, so these tests do not
 # depend on which built-ins are installed.

@@ -26,6 +26,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--rebuild", action="store_true", help="drop and re-encode the fields whose encoder changed")
     ingest.add_argument("--failures", type=int, default=10, metavar="N", help="failure messages to print (default: 10)")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+    ingest.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: a cluster address ('auto': the running cluster), or none for the config's "
+        "[distributed] table (default there: a Ray started on this machine). Needs polyrec[ray]",
+    )
     ingest.set_defaults(func=run_ingest)
 
     events = subparsers.add_parser(
@@ -47,7 +56,9 @@ def run_ingest(args: argparse.Namespace) -> int:
     # a total (and so an ETA) when the file says how many rows it has; no bar off a terminal
     bar = tqdm(desc="ingest", total=count_rows(args.items), unit="item", disable=None, file=sys.stderr)
     with open_engine(args) as engine, bar:
-        report = engine.ingest(args.items, chunk_size=args.chunk_size, progress=bar.update, rebuild=args.rebuild)
+        report = engine.ingest(
+            args.items, chunk_size=args.chunk_size, progress=bar.update, rebuild=args.rebuild, ray=args.ray
+        )
     if args.json:
         payload = {
             "stored": report.stored,

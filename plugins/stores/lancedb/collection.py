@@ -18,7 +18,15 @@ import numpy as np
 
 from polyrec.contracts import Collection, Hit, StoreError, VectorRecord, matches
 from polyrec.plugins.stores.checks import validate_query, validate_records
-from polyrec.plugins.stores.lancedb.filters import NO_MATCH, metadata_column, sql_string, value_kind, where_clause
+from polyrec.plugins.stores.lancedb.bulk import (
+    FragmentReceipt,
+    FragmentWriter,
+    arrow_rows,
+    arrow_type,
+    commit_receipts,
+    typed_columns,
+)
+from polyrec.plugins.stores.lancedb.filters import NO_MATCH, sql_string, where_clause
 from polyrec.plugins.stores.lancedb.memory_index import MemoryANN
 from polyrec.plugins.stores.lancedb.runtime import (
     COMPACT_EVERY,
@@ -68,12 +76,6 @@ def auto_nprobes(partitions: int, depth: float = 10, base: int | None = None) ->
 
 
 # -- metadata columns (filtering: see lancedb_filters) ---------------------------------
-
-
-def _arrow_type(kind: str) -> pa.DataType:
-    import pyarrow as pa
-
-    return {"s": pa.utf8(), "i": pa.int64(), "f": pa.float64(), "b": pa.bool_(), "l": pa.list_(pa.utf8())}[kind]
 
 
 # -- collections ----------------------------------------------------------------------------
@@ -202,29 +204,13 @@ class LanceCollection(Collection):
     ) -> None:
         import pyarrow as pa
 
-        typed: dict[str, list[Any]] = {}
-        for row, values in enumerate(metadata):
-            for key, value in values.items():
-                kind = value_kind(value)
-                if kind is not None:
-                    typed.setdefault(metadata_column(key, kind), [None] * len(ids))[row] = value
+        typed = typed_columns(metadata)
         new_columns = [name for name in typed if name not in self._columns]
         if new_columns:
-            await self._table.add_columns([pa.field(name, _arrow_type(name[-1])) for name in new_columns])
+            await self._table.add_columns([pa.field(name, arrow_type(name[-1])) for name in new_columns])
         schema = await self._table.schema()
         self._columns = set(schema.names)
-        columns = {
-            "id": pa.array(ids, pa.utf8()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), self.dim),
-            "metadata": pa.array(metadata_json, pa.utf8()),
-        }
-        arrays = [
-            columns[field.name]
-            if field.name in columns
-            else pa.array(typed.get(field.name, [None] * len(ids)), field.type)
-            for field in schema
-        ]
-        data = pa.Table.from_arrays(arrays, schema=schema)
+        data = arrow_rows(schema, self.dim, ids, vectors, metadata_json, typed)
         await self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
         try:
             await self._maintain()
@@ -236,6 +222,25 @@ class LanceCollection(Collection):
                 type(exc).__name__,
                 exc,
             )
+
+    # -- distributed writes (Lance fragments: see bulk.py) --
+
+    def bulk_writer(self) -> FragmentWriter:
+        """A picklable writer of fragments of this table, for Ray workers."""
+        return FragmentWriter(
+            self.name, self._store.table_uri(self.name), self.dim, self._store.name, self._store.storage_options
+        )
+
+    def commit_bulk(self, receipts: Sequence[FragmentReceipt], replaced: Sequence[str]) -> None:
+        """Delete ``replaced``, append the receipts' fragments, then keep the index up as an upsert does."""
+        with self._writing:
+            self._memory = None  # rebuilt from the table when next needed
+            commit_receipts(self.bulk_writer(), receipts, replaced)
+            self._do(self._refresh(), "reading the latest version")
+            try:
+                self._do(self._maintain(), "index upkeep")
+            except StoreError as exc:  # the rows are stored: report, but do not fail the commit
+                log.warning("collection %r in %s: %s", self.name, self._store.location, exc)
 
     async def _maintain(self) -> None:
         """Build, extend or retrain the ANN index and compact small files, as rows arrive."""

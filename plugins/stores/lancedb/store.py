@@ -1,7 +1,10 @@
-"""The ``lancedb`` store (the default): an embedded LanceDB directory.
+"""The ``lancedb`` store (the default): an embedded LanceDB directory, or a prefix on object storage.
 
 Layout under ``uri``: one LanceDB table per collection, the table ``events`` for the
-event log, and ``state/`` for trained component state.
+event log, and ``state/`` for trained component state. ``uri`` may be a bucket prefix
+(``s3://bucket/prefix``, ``gs://...``, ``az://...``) with ``storage_options`` as LanceDB
+takes them (credentials, ``region``, ``endpoint``, ``allow_http``); trained state is files,
+so it then goes to ``state_dir`` (a local or shared folder).
 
 How a collection is stored, and why:
 
@@ -70,7 +73,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from polyrec.contracts import ComponentConfig, StoreError, VectorStore, hookimpl
 from polyrec.plugins.stores.checks import check_provenance
@@ -102,7 +105,17 @@ _COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 class LanceDBConfig(ComponentConfig):
     """Parameters of the ``lancedb`` store."""
 
-    uri: Path = Field(default=Path("polyrec-data"), description="database directory (relative: to the config file)")
+    uri: Path | str = Field(
+        default=Path("polyrec-data"),
+        description="database directory (relative: to the config file), or object storage: s3://bucket/prefix",
+    )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="object storage options as LanceDB takes them (aws_access_key_id, region, endpoint, allow_http)",
+    )
+    state_dir: Path | None = Field(
+        default=None, description="trained state folder (default: <uri>/state; with object storage: ./polyrec-state)"
+    )
     index_threshold: int = Field(
         default=10_000, ge=1, description="build the ANN index once a collection has this many rows"
     )
@@ -124,6 +137,24 @@ class LanceDBConfig(ComponentConfig):
     read_consistency_s: float | None = Field(
         default=5.0, ge=0, description="how stale reads may be when another process writes (None: never refresh)"
     )
+
+    @field_validator("uri", mode="before")
+    @classmethod
+    def _local_or_remote(cls, value: Any) -> Any:
+        """An object storage URI stays a string; anything else is a local path (anchored at the config)."""
+        if isinstance(value, str) and not is_remote(value):
+            return Path(value)
+        return value
+
+    @property
+    def remote(self) -> bool:
+        return isinstance(self.uri, str)
+
+
+def is_remote(uri: str | Path) -> bool:
+    """``s3://``, ``gs://``, ``az://``, ... (``file://`` and plain paths are local)."""
+    text = str(uri)
+    return "://" in text and not text.startswith("file://")
 
 
 # -- the store ----------------------------------------------------------------------------------
@@ -148,16 +179,29 @@ class LanceDBStore(VectorStore):
 
     @property
     def location(self) -> str:
-        return str(self.config.uri)
+        return str(self.config.uri).rstrip("/") if self.config.remote else str(self.config.uri)
+
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        return dict(self.config.storage_options) or None
+
+    def table_uri(self, name: str) -> str:
+        """Where table ``name`` lives (a Lance dataset): ``<uri>/<name>.lance``."""
+        if self.config.remote:
+            return f"{self.location}/{name}.lance"
+        return str(Path(self.config.uri).absolute() / f"{name}.lance")
 
     def _connection(self) -> Any:
         if self._db is None:
             import lancedb
 
-            self.config.uri.mkdir(parents=True, exist_ok=True)
+            if not self.config.remote:
+                Path(self.config.uri).mkdir(parents=True, exist_ok=True)
             seconds = self.config.read_consistency_s
             interval = None if seconds is None else timedelta(seconds=seconds)
-            connecting = lancedb.connect_async(str(self.config.uri), read_consistency_interval=interval)
+            connecting = lancedb.connect_async(
+                self.location, read_consistency_interval=interval, storage_options=self.storage_options
+            )
             self._db = run(connecting, f"opening {self.location}")
         return self._db
 
@@ -248,7 +292,12 @@ class LanceDBStore(VectorStore):
 
     @property
     def state_dir(self) -> Path:
-        path = self.config.uri / "state"
+        if self.config.state_dir is not None:
+            path = self.config.state_dir
+        elif self.config.remote:  # trained state is files: a local folder named after the bucket prefix
+            path = Path("polyrec-state") / re.sub(r"[^A-Za-z0-9_.-]+", "_", self.location)
+        else:
+            path = Path(self.config.uri) / "state"
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -1,0 +1,194 @@
+"""The driver of a distributed ingest: build the Ray Data pipeline, run it, commit, report.
+
+    catalog files --read (one task per file, polyrec's readers)--> blocks of items
+        --Planner (hashes, unchanged items, cached field vectors)-->
+        --SlotEncoder per slot (an actor pool each: the model loads once per actor)-->
+        --Fuser--> --CollectionSink (workers write fragments)--> driver commits
+
+The driver opens (and with ``rebuild`` drops) every collection before the run, so workers
+only ever open existing ones; it commits the field collections first and ``items`` last.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polyrec.contracts import PolyrecError
+from polyrec.contracts.distributed import ActorPoolSettings, DistributedSettings
+from polyrec.engine.distributed.sink import BlockResult, CollectionSink
+from polyrec.engine.distributed.stages import Fuser, Job, Planner, SlotEncoder, read_file, read_rows
+from polyrec.engine.ingest import IngestReport
+from polyrec.engine.layout import ITEMS
+
+if TYPE_CHECKING:
+    from polyrec.engine.engine import Engine
+
+__all__ = ["catalog_files", "connect", "ray_ingest", "require_ray"]
+
+# Ray Data retries a task lost with its node and restarts a lost actor (its defaults:
+# max_retries=-1 for tasks, max_restarts=-1 and max_task_retries=-1 for actor pools)
+#: CPUs asked for by a read or write task: they mostly wait on I/O
+_TASK_CPUS = 0.25
+
+
+def require_ray() -> Any:
+    """Import Ray with usage reporting off (nothing leaves the machine unless asked for)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise PolyrecError(f"distributed ingest needs Ray: pip install 'polyrec[ray]' ({exc})") from None
+    return ray
+
+
+@contextmanager
+def connect(settings: DistributedSettings) -> Iterator[Any]:
+    """Ray, connected: to ``settings.address``, else a Ray started here (stopped afterwards).
+    A Ray the caller already initialised is used as it is and left running."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if settings.address is not None:
+        ray.init(address=settings.address, **options)
+    else:
+        memory = settings.object_store_mb * 1024 * 1024 if settings.object_store_mb else None
+        ray.init(num_cpus=settings.num_cpus, object_store_memory=memory, **options)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def catalog_files(items: Any) -> list[str] | None:
+    """The catalog files of a path, a directory (every tabular file in it) or a list of paths;
+    None for in-memory sources (a DataFrame, an iterable of items)."""
+    from polyrec.engine.readers import TABULAR_SUFFIXES
+
+    if isinstance(items, str | Path):
+        items = [items]
+    if not isinstance(items, list | tuple) or not all(isinstance(entry, str | Path) for entry in items):
+        return None
+    files: list[str] = []
+    for entry in map(Path, items):
+        if entry.is_dir():
+            found = sorted(p for p in entry.rglob("*") if p.is_file() and p.suffix.lower() in TABULAR_SUFFIXES)
+            if not found:
+                raise PolyrecError(f"{entry}: no catalog files ({', '.join(sorted(TABULAR_SUFFIXES))}) in it")
+            files += [str(p.resolve()) for p in found]
+        elif entry.exists():
+            files.append(str(entry.resolve()))
+        else:
+            raise PolyrecError(f"no such file or directory: {entry}")
+    return files
+
+
+def _catalog(ray: Any, items: Any, job: Job, id_column: str) -> Any:
+    files = catalog_files(items)
+    if files is None:  # in memory already: read on the driver, in blocks
+        from polyrec.engine.readers import read_items
+
+        blocks = list(read_rows(read_items(items, chunk_size=job.block_rows, id_column=id_column), 0, None))
+        return ray.data.from_arrow(blocks)
+    listing = ray.data.from_items([{"path": path, "index": index} for index, path in enumerate(files)])
+    return listing.map_batches(
+        read_file,
+        fn_kwargs={"block_rows": job.block_rows, "id_column": id_column},
+        batch_size=1,
+        num_cpus=_TASK_CPUS,
+    )
+
+
+def _bulk_writer(collection: Any) -> Any:
+    make = getattr(collection, "bulk_writer", None)
+    if make is None:
+        raise PolyrecError(
+            f"collection {collection.name!r}: the store cannot take distributed writes "
+            "(use the lancedb store, on a directory or object storage every Ray node reaches)"
+        )
+    return make()
+
+
+def ray_ingest(engine: Engine, items: Any, settings: DistributedSettings, *, rebuild: bool = False) -> IngestReport:
+    """Ingest ``items`` as a Ray Data pipeline into the engine's collections; see the module doc."""
+    ray = require_ray()
+    started = time.perf_counter()
+    engine._re_fuse_if_fusion_changed(rebuild=rebuild)
+    assembly = engine.assembly
+    layout = assembly.layout
+    slots = tuple(slot for slot, encoder in assembly.encoders.items() if encoder.usable)
+    collections = {f"field__{slot}": layout.field(assembly.encoders[slot], rebuild=rebuild) for slot in slots}
+    collections[ITEMS] = layout.items(rebuild=rebuild)
+    writers = {name: _bulk_writer(collection) for name, collection in collections.items()}
+    job = Job(assembly.resolved, assembly.manifest.directory, slots, settings.block_rows)
+    with connect(settings):
+        _check_resources(ray, settings, slots)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        dataset = _catalog(ray, items, job, engine.settings.columns.item_id)
+        stage = _Stages(ray, settings.block_rows)
+        dataset = stage(dataset, Planner, (job,), settings.planners)
+        for slot in slots:
+            dataset = stage(dataset, SlotEncoder, (job, slot), settings.pool(slot))
+        dataset = stage(dataset, Fuser, (job,), settings.fusers)
+        sink = CollectionSink(slots, writers, ITEMS)
+        dataset.write_datasink(sink, ray_remote_args={"num_cpus": _TASK_CPUS})
+        results: list[BlockResult] = sink.results
+    report = _commit(collections, results)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _Stages:
+    """Adds one actor-pool stage to a dataset: pool size and resources from its settings."""
+
+    def __init__(self, ray: Any, block_rows: int) -> None:
+        self.ray, self.block_rows = ray, block_rows
+
+    def __call__(self, dataset: Any, stage: type, args: tuple, pool: ActorPoolSettings) -> Any:
+        return dataset.map_batches(
+            stage,
+            fn_constructor_args=args,
+            batch_format="pyarrow",
+            batch_size=pool.batch_size or self.block_rows,
+            compute=self.ray.data.ActorPoolStrategy(size=pool.actors),
+            num_cpus=pool.num_cpus,
+            num_gpus=pool.num_gpus or None,
+        )
+
+
+def _check_resources(ray: Any, settings: DistributedSettings, slots: tuple[str, ...]) -> None:
+    """Every actor pool must fit in the cluster at once, else Ray would wait for ever."""
+    pools = {"planners": settings.planners, "fusers": settings.fusers}
+    pools.update({f"encoders.{slot}": settings.pool(slot) for slot in slots})
+    available = ray.cluster_resources()
+    for resource, key in (("CPU", "num_cpus"), ("GPU", "num_gpus")):
+        wanted = sum(pool.actors * getattr(pool, key) for pool in pools.values()) + (
+            _TASK_CPUS if key == "num_cpus" else 0
+        )
+        have = float(available.get(resource, 0))
+        if wanted > have:
+            asked = ", ".join(f"{name}: {pool.actors} x {getattr(pool, key)}" for name, pool in pools.items())
+            raise PolyrecError(
+                f"[distributed] asks for {wanted:g} {resource}s at once ({asked}, and {_TASK_CPUS} for reading "
+                f"and writing) but the Ray cluster has {have:g}: lower actors or {key} per pool"
+            )
+
+
+def _commit(collections: dict[str, Any], results: list[BlockResult]) -> IngestReport:
+    """Commit every collection's fragments (fields first, ``items`` last) and sum the report."""
+    report = IngestReport()
+    for result in results:
+        report.add(result.report)
+    for name in sorted(collections, key=lambda name: name == ITEMS):
+        receipts = [receipt for result in results for receipt in result.receipts.get(name, [])]
+        replaced = [item_id for result in results for item_id in result.replaced.get(name, [])]
+        collections[name].commit_bulk(receipts, replaced)
+    return report

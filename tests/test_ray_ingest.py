@@ -1,0 +1,165 @@
+"""Distributed ingest on a real single-node Ray: the same collections as an in-process ingest.
+
+One small Ray (2 CPUs, no dashboard, usage reporting off, a small object store) for the whole
+module. The catalog is tiny and the encoder cheap (the plugin template's ``hashing-text``),
+so the test costs Ray's start-up and little more. The two-node kill test is
+``bench/scale_test.py`` (``make scale``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polyrec.contracts import DistributedSettings, VectorRecord
+from polyrec.engine.engine import Engine
+
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'polyrec[ray]')")
+pytest.importorskip("lance", reason="pylance is not installed (pip install 'polyrec[ray]')")
+pytest.importorskip("polyrec_plugin_template", reason="the plugin template is not installed (make install)")
+
+SETTINGS = DistributedSettings(
+    block_rows=8,  # several blocks, several write tasks, several fragments per collection
+    encoders={"title": {"num_cpus": 0.5}, "body": {"num_cpus": 0.5}},
+)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=300 * 1024 * 1024,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    yield
+    ray.shutdown()
+
+
+def write_catalog(path: Path, n: int = 30, offset: int = 0) -> Path:
+    rows: list[dict] = [
+        {
+            "id": f"i{i:03d}",
+            "title": f"title {i} about {['space', 'food', 'jazz'][i % 3]}",
+            "body": f"body text number {i + (offset if i % 3 == 0 else 0)}",
+            "year": 1990 + i,
+            "genre": ["a", "b"][i % 2],
+            "score": i / 7,
+        }
+        for i in range(n)
+    ]
+    rows[3]["title"] = 12345  # the encoder rejects it: a failure naming item, field and plugin
+    rows[5]["body"] = "   "  # empty text
+    rows[7] = {"id": "i007", "year": 1}  # nothing to encode
+    lines = [json.dumps(row) for row in rows] + ["{broken", json.dumps({"title": "no id"})]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def config(store: Path) -> dict:
+    return {
+        "store": {"plugin": "lancedb", "uri": str(store)},
+        "encoders": {
+            "title": {"plugin": "hashing-text", "dim": 64},
+            "body": {"plugin": "hashing-text", "dim": 32},
+        },
+        "fusion": {"plugin": "weighted-concat"},
+    }
+
+
+def collection(engine: Engine, name: str) -> object:
+    layout = engine.assembly.layout
+    return layout.items() if name == "items" else layout.field(engine.assembly.encoders[name.removeprefix("field__")])
+
+
+def records(engine: Engine, name: str) -> dict[str, VectorRecord]:
+    found = [record for batch in collection(engine, name).scan() for record in batch]  # type: ignore[attr-defined]
+    assert len(found) == len({record.id for record in found}), f"{name}: an id is stored twice"
+    return {record.id: record for record in found}
+
+
+COLLECTIONS = ("items", "field__title", "field__body")
+
+
+def assert_same_store(local: Engine, distributed: Engine) -> None:
+    for name in COLLECTIONS:
+        expected, got = records(local, name), records(distributed, name)
+        assert sorted(got) == sorted(expected), name
+        for item_id, record in expected.items():
+            np.testing.assert_allclose(got[item_id].vector, record.vector, rtol=1e-6, atol=1e-7)
+            assert got[item_id].metadata == record.metadata, (name, item_id)
+
+
+def failures(report: object) -> list[tuple[str, str, str, str]]:
+    return sorted((str(f.item_id), f.field or "", f.plugin or "", f.reason) for f in report.failures)  # type: ignore[attr-defined]
+
+
+def counts(report: object) -> tuple[int, ...]:
+    return tuple(getattr(report, name) for name in ("stored", "unchanged", "pending", "encoded", "cached"))
+
+
+def test_single_node_ray_ingest_equals_in_process(tmp_path: Path, ray_cluster: None) -> None:
+    catalog = write_catalog(tmp_path / "items.jsonl")
+    with Engine.from_config(config(tmp_path / "local")) as local, Engine.from_config(config(tmp_path / "ray")) as dist:
+        expected = local.ingest(catalog)
+        got = dist.ingest(catalog, ray=SETTINGS)
+        assert counts(got) == counts(expected)
+        assert failures(got) == failures(expected)
+        assert {f.item_id for f in got.failures} >= {"i003", "i005", "i007", "<line 31>", "<line 32>"}
+        assert_same_store(local, dist)
+        # filtered search reads the typed columns the workers added to the tables
+        query = local.get_items(["i010"])[0].vector
+        for flt in ({"genre": "a"}, {"year": {"$gte": 2000}}, {"score": {"$lt": 1.5}}):
+            want = local.assembly.layout.items().search(query, 5, flt)
+            hits = dist.assembly.layout.items().search(query, 5, flt)
+            assert [h.id for h in hits] == [h.id for h in want], flt
+
+        # the catalog again, a third of the bodies changed: those items are replaced by id (not
+        # appended), their titles come from the cache, the rest is unchanged and not written
+        changed = write_catalog(tmp_path / "changed.jsonl", offset=100)
+        again_local, again = local.ingest(changed), dist.ingest(changed, ray=SETTINGS)
+        assert counts(again) == counts(again_local)
+        assert failures(again) == failures(again_local)
+        assert again.unchanged > 0 and 0 < again.encoded < expected.encoded and again.cached > 0
+        assert_same_store(local, dist)
+        assert dist.count() == local.count() == expected.stored
+
+
+def test_a_repeated_commit_writes_nothing_twice(tmp_path: Path) -> None:
+    """A whole job re-run after a crash commits the same ids again: they replace, never add."""
+    with Engine.from_config(config(tmp_path / "store")) as engine:
+        collection = engine.assembly.layout.items()
+        rng = np.random.default_rng(0)
+
+        def batch(n: int, tag: str) -> list[VectorRecord]:
+            return [
+                VectorRecord(id=f"x{i}", vector=rng.standard_normal(collection.dim), metadata={"tag": tag, "i": i})
+                for i in range(n)
+            ]
+
+        writer = collection.bulk_writer()
+        first = writer.write(batch(20, "first"))
+        collection.commit_bulk([first], replaced=[])
+        assert collection.count() == 20
+        rerun = [writer.write(batch(12, "second")), writer.write(batch(12, "second"))]  # two blocks, same ids
+        collection.commit_bulk(rerun, replaced=[f"x{i}" for i in range(12)])
+        stored = {record.id: record for batch_ in collection.scan() for record in batch_}
+        assert collection.count() == len(stored) == 20
+        assert {stored[f"x{i}"].metadata["tag"] for i in range(12)} == {"second"}
+        assert collection.search(np.ones(collection.dim, np.float32), 3, {"tag": "second"})
+
+
+def test_an_unfit_cluster_is_refused_with_the_numbers(tmp_path: Path, ray_cluster: None) -> None:
+    from polyrec.contracts import PolyrecError
+
+    greedy = DistributedSettings(encoders={"title": {"actors": 4, "num_cpus": 1}})
+    catalog = write_catalog(tmp_path / "items.jsonl", n=10)
+    with Engine.from_config(config(tmp_path / "store")) as engine, pytest.raises(PolyrecError, match="CPUs at once"):
+        engine.ingest(catalog, ray=greedy)
