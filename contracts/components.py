@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from polyrec.contracts.media import file_content_bytes
 from polyrec.contracts.records import Event, Hit, Item, VectorRecord
 
 __all__ = [
@@ -84,6 +85,28 @@ class Encoder(Component, ABC):
     query_modalities: ClassVar[tuple[str, ...]] = ()
     #: the encoder reads the item id rather than a field value (behavior encoders)
     reads_item_id: ClassVar[bool] = False
+    #: config keys left out of the default fingerprint: they change how fast, not which vectors
+    fingerprint_ignores: ClassVar[tuple[str, ...]] = ("batch_size", "device")
+    #: whether string values may name files (see :meth:`takes_files`); None: decided by modality
+    reads_files: ClassVar[bool | None] = None
+
+    @classmethod
+    def takes_files(cls) -> bool:
+        """Whether a ``str`` value naming an existing file is a file for this encoder: the engine then
+        passes it as a :class:`~pathlib.Path` (a relative one resolved beside the catalog first) and
+        the default :meth:`content_bytes` hashes the file's content. :attr:`reads_files` decides when
+        set; otherwise every encoder but text ones (``modality == "text"``) and those that read item
+        ids takes files, whatever its modality is called."""
+        if cls.reads_item_id:
+            return False
+        return cls.reads_files if cls.reads_files is not None else cls.modality != "text"
+
+    @property
+    def fingerprint(self) -> str:
+        """Name + config, less :attr:`fingerprint_ignores` (so a new batch size re-encodes nothing).
+        Override to add model ids, weight hashes or library versions."""
+        settings = self.config.model_dump_json(exclude=set(self.fingerprint_ignores))
+        return f"{self.name}:{settings}"
 
     @property
     @abstractmethod
@@ -101,7 +124,13 @@ class Encoder(Component, ABC):
         return value
 
     def content_bytes(self, value: Any) -> bytes:
-        """Bytes that identify a raw value's content, for the content-hash cache."""
+        """Bytes that identify a raw value's content, for the content-hash cache: a file by its
+        content (a ``Path``, or a ``str`` naming a file when :meth:`takes_files`), so an edited
+        file gets a new vector however its path is spelt; other values by their data."""
+        if self.takes_files() and isinstance(value, str):
+            file_bytes = file_content_bytes(value)
+            if file_bytes is not None:
+                return file_bytes
         return default_content_bytes(value)
 
     def encode_query(self, query: Any) -> np.ndarray:
@@ -283,10 +312,12 @@ class Collection(ABC):
 
 
 class EventLog(ABC):
-    """Append-only, durable log of events kept beside the vectors."""
+    """Durable log of events kept beside the vectors: appended to, and erased per user."""
 
     @abstractmethod
-    def append(self, events: Sequence[Event]) -> None: ...
+    def append(self, events: Sequence[Event]) -> None:
+        """Add the events whose key (:func:`polyrec.contracts.event_keys.event_keys`) is not in
+        the log yet: appending the same batch again adds nothing."""
 
     @abstractmethod
     def read(self, user: str | None = None) -> list[Event]:
@@ -294,6 +325,11 @@ class EventLog(ABC):
 
     @abstractmethod
     def count(self) -> int: ...
+
+    def erase_user(self, user: str) -> int:
+        """Delete every event of ``user`` so that no trace is left in the store's files (old
+        versions included); return how many there were. Stores that cannot keep this default."""
+        raise NotImplementedError(f"{type(self).__name__} cannot erase a user's events")
 
 
 class VectorStore(Component, ABC):

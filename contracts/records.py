@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from polyrec.contracts.limits import id_problem
 
 __all__ = [
     "is_missing",
@@ -59,7 +61,10 @@ class Item(BaseModel):
     def _id_as_str(cls, value: Any) -> str:
         if is_missing(value) or str(value) == "":
             raise ValueError("item id must be a non-empty string")
-        return str(value)
+        text = str(value)
+        if (problem := id_problem(text)) is not None:  # every route and the CLI must address it
+            raise ValueError(f"item id {problem}")
+        return text
 
     @classmethod
     def from_mapping(cls, row: dict[str, Any], id_key: str = "id") -> Item:
@@ -80,13 +85,27 @@ class Event(BaseModel):
     kind: str = "interaction"
     value: float = 1.0
     timestamp: float = 0.0
+    #: the client's event id: a log keeps one event per id (see :mod:`polyrec.contracts.event_keys`)
+    id: str | None = None
 
-    @field_validator("user", "item", mode="before")
+    @field_validator("user", "item", "id", mode="before")
     @classmethod
-    def _as_str(cls, value: Any) -> str:
+    def _as_id(cls, value: Any, info: ValidationInfo) -> str | None:
+        if value is None and info.field_name == "id":
+            return None
         if value is None or str(value) == "":
             raise ValueError("must be a non-empty string")
-        return str(value)
+        text = str(value)
+        if (problem := id_problem(text)) is not None:
+            raise ValueError(problem)
+        return text
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if (problem := id_problem(value, max_chars=64)) is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -94,6 +113,13 @@ class Event(BaseModel):
         if isinstance(value, datetime):
             return value.timestamp()
         return float(value)
+
+    @field_validator("timestamp", "value")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):  # NaN, inf: no order, no weight
+            raise ValueError(f"must be a finite number, got {value}")
+        return value
 
 
 class AudioClip(BaseModel):

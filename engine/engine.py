@@ -42,6 +42,7 @@ from polyrec.engine._deprecated import warn_moved
 from polyrec.engine.assembly import Assembly, assemble
 from polyrec.engine.config import load_config, resolve_config
 from polyrec.engine.describe import ItemDescription, configured_components, delete_items, describe_item, warm_up
+from polyrec.engine.erasure import UserErasure, export_user, forget_user
 from polyrec.engine.fusing import re_fuse
 from polyrec.engine.ingest import IngestPipeline, IngestReport
 from polyrec.engine.layout import public_metadata
@@ -51,7 +52,7 @@ from polyrec.engine.registry import Registry
 from polyrec.engine.retrieval import DEFAULT_USER_WEIGHT, Retriever
 from polyrec.engine.training import FitReport, run_fit
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Engine", "FitReport", "IngestReport", "ItemDescription"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "Engine", "FitReport", "IngestReport", "ItemDescription", "UserErasure"]
 
 DEFAULT_CHUNK_SIZE = 256
 
@@ -253,6 +254,10 @@ class Engine:
         """
         return self.retriever.search(query, k, user, field, filter, user_weight, modality, exclude_seen)
 
+    def item_ids(self, batch_size: int = 10_000) -> list[str]:
+        """The ids of every item with a fused vector, sorted (a catalog listing; reads the collection)."""
+        return sorted(record.id for batch in self.assembly.layout.items().scan(batch_size=batch_size) for record in batch)
+
     def metadata_fields(self, sample: int = 1000) -> list[str]:
         """The public metadata keys of up to ``sample`` stored items, sorted: what a filter can name."""
         keys: set[str] = set()
@@ -322,6 +327,18 @@ class Engine:
         """The user's history as the scorer sees it: stored items, oldest first, at most
         ``retrieval.history_length``."""
         return self.retriever.history(user)[0]
+
+    # -- a user's data -------------------------------------------------------------------
+
+    def forget_user(self, user: str) -> UserErasure:
+        """Erase ``user``'s events from the store, its files included, and with them their
+        history and their weight in popularity; trained state keeps what it learnt until the
+        next ``fit`` (see :mod:`.erasure`)."""
+        return forget_user(self.assembly, user)
+
+    def export_user(self, user: str) -> dict[str, Any]:
+        """Everything stored about ``user`` (their events and the history derived from them)."""
+        return export_user(self.assembly, self.retriever, user)
 
     # -- components ----------------------------------------------------------------------
 

@@ -73,7 +73,11 @@ class _WriteCounter:
 
 
 class _Delegating:
-    """What a store's object offers beyond the contract (statistics, an in-memory index) stays reachable."""
+    """What a store's object offers beyond the contract (statistics, an in-memory index) stays reachable.
+
+    Reads only: a method that writes must be wrapped in its class below with
+    :meth:`_WriteCounter.writing`, or caches would not see its writes.
+    """
 
     inner: Any
 
@@ -138,6 +142,10 @@ class _VersionedEventLog(_Delegating, EventLog):
 
     def count(self) -> int:
         return self.inner.count()
+
+    def erase_user(self, user: str) -> int:
+        with self._writes.writing(EVENTS):
+            return self.inner.erase_user(user)
 
 
 class StoreLayout:

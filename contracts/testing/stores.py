@@ -445,3 +445,19 @@ class StoreContract:
         assert log.read("it's") == [second[2]]
         assert log.read("nobody") == []
         assert store.events().count() == 6
+
+    def test_event_log_keeps_one_event_per_key_and_erases_users(self, store: VectorStore) -> None:
+        log = store.events()
+        batch = [Event(user="u1", item="i1", timestamp=1.0), Event(user="u1", item="i1", timestamp=1.0)]
+        batch += [Event(user="u2", item="i2", id="evt-7")]
+        log.append(batch)
+        log.append(batch)  # a retried append: nothing new
+        log.append([Event(user="u3", item="i9", id="evt-7")])  # a known client id: nothing new
+        assert log.count() == 3 and log.read("u1") == batch[:2]  # one batch may hold an event twice
+        assert [event.id for event in log.read("u2")] == ["evt-7"]
+        try:
+            erased = log.erase_user("u1")
+        except NotImplementedError:
+            pytest.skip("this store cannot erase users")
+        assert erased == 2 and log.read("u1") == [] and log.count() == 1
+        assert log.erase_user("u1") == 0

@@ -30,6 +30,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "config_cmd",
     "evaluate_cmd",
     "serve_cmd",
+    "keys_cmd",
+    "forget_user_cmd",
     "quickstart_cmd",
     "report_cmd",
 )

@@ -15,7 +15,9 @@ __all__ = ["add_parser", "run", "format_result"]
 PROTOCOL_HELP = (
     "loo-full: per user the last event is the test case, the one before it the validation case, the rest "
     "train (chronological, ties in file order). cold-items: 20%% of the items are held out of all training; "
-    "each user's last event with one of them is the test case."
+    "each user's last event with one of them is the test case. cold-users: 20%% of the users are held out "
+    "of all training; each is ranked from their attributes alone and after their first 1, 3 and 5 events "
+    "(the target: their event after the fifth)."
 )
 
 
@@ -37,7 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="RecBole atomic files (directory or file stem), GroupLens files, or a directory with items.* and "
         "events.*; default: the config's [dataset] table",
     )
-    parser.add_argument("--protocol", choices=("loo-full", "cold-items"), default="loo-full", help=PROTOCOL_HELP)
+    parser.add_argument(
+        "--protocol", choices=("loo-full", "cold-items", "cold-users"), default="loo-full", help=PROTOCOL_HELP
+    )
     parser.add_argument(
         "--k", type=positive_int, nargs="+", default=[10, 20], metavar="K", help="cut-offs (default: 10 20)"
     )
@@ -47,7 +51,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--store-from-config", action="store_true", help="use the config's store instead of an in-memory one"
     )
     parser.add_argument(
-        "--cold-fraction", type=float, default=0.2, help="cold-items: share of items held out (default 0.2)"
+        "--cold-fraction",
+        type=float,
+        default=0.2,
+        help="cold-items / cold-users: share of items / users held out (default 0.2)",
+    )
+    parser.add_argument(
+        "--cold-target",
+        choices=("fixed", "next"),
+        default="fixed",
+        help="cold-users: rank the event after the fifth in every row (fixed, default) or each row's next event",
     )
     parser.add_argument("--seed", type=int, default=None, help="cold-items seed for --baseline (default 0)")
     parser.set_defaults(func=run)
@@ -58,8 +71,33 @@ def _row(label: str, metrics: dict[str, Any] | None, columns: list[str], width: 
     return "  ".join([label.ljust(width), *(cell.rjust(len(c)) for cell, c in zip(cells, columns))])
 
 
+def format_cold_users(result: dict[str, Any]) -> str:
+    """Rows of 0/1/3/5 events: the model (prior blended with the scorer) beside pop and random."""
+    rows = result["by_events"]
+    columns = [name for name in next(iter(rows.values()), {}) if "@" in name and not name.startswith("coverage")]
+    data = result["dataset"]
+    label = Path(result["config"]).name if result["config"] else "model"
+    lines = [
+        f"protocol cold-users on {data['name']}: {result['held_out_users']} users held out, "
+        f"target {result['target']} ({next(iter(rows.values()), {}).get('cases', 0)} cases per row)",
+    ]
+    width = max(len(label), len("random"))
+    lines.append("  ".join(["".ljust(width), *columns]))
+    for count, metrics in rows.items():
+        lines.append(f"[{count} events]")
+        lines.append(_row(label, metrics, columns, width))
+        for name in ("pop", "random"):
+            baseline = result["baselines"].get(name, {}).get("by_events", {}).get(count)
+            if baseline:
+                lines.append(_row(name, baseline, columns, width))
+    timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["timings"].items())
+    return "\n".join([*lines, f"timings: {timings}", *(f"note: {note}" for note in result.get("notes", []))])
+
+
 def format_result(result: dict[str, Any]) -> str:
     """A small table: the model (or baseline), pop and random, per split."""
+    if result.get("protocol") == "cold-users":
+        return format_cold_users(result)
     columns = [name for name in (result.get("test") or {}) if "@" in name]
     label = Path(result["config"]).name if result["config"] else "model"
     width = max(len(label), len("random"))
@@ -110,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 k=args.k,
                 store_from_config=args.store_from_config,
                 cold_fraction=args.cold_fraction,
+                cold_target=args.cold_target,
                 log=log,
             )
     except (ValueError, FileNotFoundError) as exc:

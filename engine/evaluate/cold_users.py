@@ -19,15 +19,28 @@ ranking shines. ``target="next"`` gives that variant.)
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from polyrec.contracts import History
 from polyrec.engine.evaluate.dataset import Dataset
+from polyrec.engine.evaluate.protocols import CaseScorer, CatalogIndex, PopularityScorer, rank_cases
 from polyrec.engine.evaluate.splits import Cases, chronological_order
+from polyrec.engine.user_prior import blend_scores
 
-__all__ = ["EVENT_COUNTS", "TARGETS", "ColdUsersSplit", "cold_users"]
+__all__ = [
+    "EVENT_COUNTS",
+    "TARGETS",
+    "ColdUsersSplit",
+    "PriorBlendScorer",
+    "cold_users",
+    "pick_cold_users",
+    "score_cold_users",
+]
 
 #: how many of their own events the held-out users are ranked after
 EVENT_COUNTS: tuple[int, ...] = (0, 1, 3, 5)
@@ -85,3 +98,70 @@ def cold_users(
             users[count].append(str(user_of_row[block[0]]))
     cases = {count: Cases(np.asarray(targets[count], dtype=np.int64), histories[count]) for count in counts}
     return ColdUsersSplit("cold-users", np.flatnonzero(~is_held), held_out, cases, users, target)
+
+
+class PriorBlendScorer:
+    """Scores cold-user cases: the attribute prior, blended with the model's history scores.
+
+    ``prior(users)`` gives ``(len(users), n_items)`` prior scores over ``item_ids`` (None:
+    no prior, the model's own cold-user ranking - popularity - is used instead);
+    ``history`` scores the cases that have events.
+    """
+
+    def __init__(
+        self,
+        history: CaseScorer,
+        prior: Callable[[Sequence[str]], np.ndarray | None],
+        fallback: CaseScorer,
+        prior_events: float,
+    ) -> None:
+        self.item_ids = list(history.item_ids)
+        self.history, self.prior, self.fallback, self.prior_events = history, prior, fallback, prior_events
+
+    def score_user_batch(self, users: Sequence[str], histories: Sequence[History]) -> np.ndarray:
+        prior = self.prior(users)
+        if prior is None:
+            prior = self.fallback.score_batch(histories)
+        scores = np.empty((len(users), len(self.item_ids)), dtype=np.float64)
+        with_history = [row for row, history in enumerate(histories) if len(history)]
+        history_scores = self.history.score_batch([histories[row] for row in with_history]) if with_history else None
+        given = dict(zip(with_history, history_scores if history_scores is not None else []))
+        for row, history in enumerate(histories):
+            scores[row] = blend_scores(prior[row], given.get(row), len(history), self.prior_events)
+        return scores
+
+
+def score_cold_users(
+    model: Any,
+    dataset: Dataset,
+    split: ColdUsersSplit,
+    *,
+    k: Iterable[int] = (10, 20),
+    history_length: int | None = None,
+    prior_events: float = 1.0,
+) -> dict[str, Any]:
+    """Rank every row's cases with the model (prior blended with the scorer), Pop and chance.
+
+    ``model`` is a fitted model of the runner (engine, case scorer, item ids and vectors).
+    Returns ``{"by_events": {"0": metrics, ...}, "baselines": {"pop": {"by_events": ...},
+    "random": {"by_events": ...}}}``.
+    """
+    ks = tuple(k)
+    index = CatalogIndex(dataset, model.item_ids, model.vectors)
+    pop = PopularityScorer(model.item_ids, dataset.events["item"].to_numpy()[split.train])
+
+    def prior(users: Sequence[str]) -> np.ndarray | None:
+        return model.engine.prior_scores(users, model.item_ids)
+
+    blend = PriorBlendScorer(model.case_scorer(), prior, pop, prior_events)
+    ours: dict[str, Any] = {}
+    popular: dict[str, Any] = {}
+    chance: dict[str, Any] = {}
+    for count, cases in split.cases.items():
+        if not len(cases):
+            continue
+        accumulator = rank_cases(blend, index, cases, ks=ks, history_length=history_length, users=split.users[count])
+        ours[str(count)] = accumulator.result()
+        chance[str(count)] = accumulator.random_result()
+        popular[str(count)] = rank_cases(pop, index, cases, ks=ks).result()
+    return {"by_events": ours, "baselines": {"pop": {"by_events": popular}, "random": {"by_events": chance}}}

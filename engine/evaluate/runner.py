@@ -28,8 +28,9 @@ import pandas as pd
 
 from polyrec.contracts import PolyrecConfig, Scorer
 from polyrec.engine.config import read_config_file, resolve_config
+from polyrec.engine.evaluate.cold_users import ColdUsersSplit, cold_users, score_cold_users
 from polyrec.engine.evaluate.dataset import Dataset
-from polyrec.engine.evaluate.loaders import load_dataset, load_generic
+from polyrec.engine.evaluate.loaders import USER_ID, load_dataset, load_generic
 from polyrec.engine.evaluate.metrics import RankingAccumulator
 from polyrec.engine.evaluate.protocols import CaseScorer, CatalogIndex, ComponentScorer, PopularityScorer, rank_cases
 from polyrec.engine.evaluate.splits import Split, make_split
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 BASELINES: tuple[str, ...] = ("pop",)
+COLD_USERS = "cold-users"
 
 TIES = "a held-out item tied with others takes the expected metric over a random order of the tied items"
 
@@ -142,9 +144,16 @@ def _evaluation_raw(config: EvaluationConfig, store_from_config: bool) -> dict[s
 
 
 def fit_model(
-    config: EvaluationConfig, dataset: Dataset, split: Split, *, store_from_config: bool = False, log: Log = _quiet
+    config: EvaluationConfig,
+    dataset: Dataset,
+    split: Split | ColdUsersSplit,
+    *,
+    store_from_config: bool = False,
+    with_users: bool = False,
+    log: Log = _quiet,
 ) -> FittedModel:
-    """Build the engine, ingest every item, add the training events, fit."""
+    """Build the engine, ingest every item (and, ``with_users``, the dataset's user attributes),
+    add the training events, fit."""
     from polyrec.engine.engine import Engine
 
     # trained state goes to a throw-away directory unless the config's own store is used
@@ -163,7 +172,12 @@ def fit_model(
         log(f"ingest: {len(items)} items in {timings['ingest']:.1f} s ({len(report.failures)} failed)")
         for failure in report.failures[:5]:
             log(f"  {failure}")
+        if (line := report.failure_line()) is not None:
+            log(line)
         start = time.perf_counter()
+        if with_users and dataset.users is not None:
+            id_column = config.settings.columns.user_id or config.settings.columns.user
+            log(f"users: {engine.add_users(dataset.users.rename(columns={USER_ID: id_column}))} with attributes")
         engine.add_events(dataset.event_records(split.train))
         engine.fit()
         timings["fit"] = time.perf_counter() - start
@@ -218,9 +232,13 @@ def evaluate(
     k: Iterable[int] = (10, 20),
     store_from_config: bool = False,
     cold_fraction: float = 0.2,
+    cold_target: str = "fixed",
     log: Log = _quiet,
 ) -> dict[str, Any]:
     """Fit the config's engine on the protocol's training events and rank the held-out cases.
+
+    ``cold-users`` (see :mod:`.cold_users`) returns ``by_events`` (``{"0": {...}, "1": ...}``)
+    instead of ``valid``/``test``, and the same under ``baselines.pop`` and ``baselines.random``.
 
     Returns ``{"valid": {...} | None, "test": {...}, "baselines": {"pop": ..., "random": ...},
     "protocol", "dataset", "config", "settings", "timings", ...}`` with lowercase metric
@@ -229,6 +247,8 @@ def evaluate(
     k = tuple(k)
     evaluation_config = read_evaluation_config(config)
     data = resolve_dataset(dataset, evaluation_config)
+    if protocol == COLD_USERS:
+        return _evaluate_cold_users(evaluation_config, data, k, store_from_config, cold_fraction, cold_target, log)
     start = time.perf_counter()
     split = make_split(data, protocol, seed=evaluation_config.settings.seed, cold_fraction=cold_fraction)
     split_time = time.perf_counter() - start
@@ -250,6 +270,50 @@ def evaluate(
     result["settings"] = _evaluation_raw(evaluation_config, store_from_config)
     result["ingest_failures"] = model.failures
     return result
+
+
+def _evaluate_cold_users(
+    config: EvaluationConfig,
+    data: Dataset,
+    k: tuple[int, ...],
+    store_from_config: bool,
+    fraction: float,
+    target: str,
+    log: Log,
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    split = cold_users(data, fraction, config.settings.seed, target=target)
+    split_time = time.perf_counter() - start
+    if data.users is None:
+        log("note: the dataset has no users file: the 0-event row ranks by popularity")
+    model = fit_model(config, data, split, store_from_config=store_from_config, with_users=True, log=log)
+    try:
+        start = time.perf_counter()
+        scored = score_cold_users(
+            model,
+            data,
+            split,
+            k=k,
+            history_length=config.settings.retrieval.history_length,
+            prior_events=config.settings.users.prior_events,
+        )
+        model.timings["evaluate"] = time.perf_counter() - start
+    finally:
+        model.close()
+    log(f"evaluate: {sum(len(cases) for cases in split.cases.values())} cases in {model.timings['evaluate']:.1f} s")
+    return {
+        "protocol": COLD_USERS,
+        "dataset": dict(data.summary()),
+        "config": str(config.path) if config.path else None,
+        **scored,
+        "held_out_users": len(split.held_out_users),
+        "target": split.target,
+        "timings": {name: round(seconds, 3) for name, seconds in {"split": split_time, **model.timings}.items()},
+        "ties": TIES,
+        "notes": list(data.notes),
+        "settings": _evaluation_raw(config, store_from_config),
+        "ingest_failures": model.failures,
+    }
 
 
 def _result(

@@ -22,7 +22,7 @@ from polyrec.engine.server.writes import Writes
 if TYPE_CHECKING:
     from polyrec.engine.engine import Engine
 
-__all__ = ["Context", "ServerContext", "UserDirectory", "server_context"]
+__all__ = ["CatalogDirectory", "Context", "ServerContext", "UserDirectory", "server_context"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,11 @@ class UserDirectory:
         self._count = -1
         self._users: list[str] = []
 
+    def forget(self) -> None:
+        """Read the users again next time (an erasure may leave the log's size as it was)."""
+        with self._lock:
+            self._count = -1
+
     def users(self, engine: Engine) -> list[str]:
         count = engine.event_count()
         with self._lock:
@@ -44,12 +49,35 @@ class UserDirectory:
             return self._users
 
 
+class CatalogDirectory:
+    """Sorted ids of the items with a fused vector (the catalog pages of the web page), read again
+    when the item count changed or after an item write (:meth:`forget`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = -1
+        self._ids: list[str] = []
+
+    def forget(self) -> None:
+        with self._lock:
+            self._count = -1
+
+    def ids(self, engine: Engine) -> list[str]:
+        count = engine.count()
+        with self._lock:
+            if count != self._count:
+                self._ids = engine.item_ids()
+                self._count = count
+            return self._ids
+
+
 @dataclass
 class ServerContext:
     engine: Engine
     limits: ServerLimits
     owns_engine: bool
     users: UserDirectory = field(default_factory=UserDirectory)
+    catalog: CatalogDirectory = field(default_factory=CatalogDirectory)
     media: MediaResolver = field(init=False)
     writes: Writes = field(init=False)
 
@@ -64,6 +92,22 @@ class ServerContext:
                 self.engine.warm_up()
             except PolyrecError as exc:  # e.g. a provenance mismatch: /health and each request report it
                 log.warning("polyrec server: the store's collections cannot be opened: %s", exc)
+                return
+        self._load_the_text_query_model()
+
+    def _load_the_text_query_model(self) -> None:
+        """One text search at startup loads the model a text query needs (seconds), so the first
+        search a person makes is not the one that waits for it."""
+        takes_text = any(
+            "text" in encoder["query_modalities"] and encoder["usable"]
+            for encoder in self.engine.components()["encoders"].values()
+        )
+        if not takes_text or self.engine.count() == 0:
+            return
+        try:
+            self.engine.search("warm up", k=1)
+        except (PolyrecError, ValueError) as exc:  # the first real search reports it
+            log.warning("polyrec server: the text query model could not be loaded at startup: %s", exc)
 
     def close(self) -> None:
         if self.owns_engine:

@@ -17,11 +17,24 @@ from polyrec.engine.server.context import Context
 from polyrec.engine.server.query_params import check_k, parse_filter
 from polyrec.engine.server.results import fallback_of, to_results
 from polyrec.engine.server.routes_items import check_batch
-from polyrec.engine.server.schemas import EventOut, EventsIn, EventsOut, RecommendationsOut, UserEventsOut, UsersOut
+from polyrec.engine.server.schemas import (
+    EventOut,
+    EventsIn,
+    EventsOut,
+    RecommendationsOut,
+    UserErasedOut,
+    UserEventsOut,
+    UserExportOut,
+    UsersOut,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["users and events"])
+
+
+def _event_out(event: Event) -> EventOut:
+    return EventOut(**event.model_dump())
 
 
 @router.post("/events", response_model=EventsOut, summary="Record events (batch)")
@@ -32,7 +45,12 @@ def add_events(body: EventsIn, ctx: Context) -> EventsOut:
     now = time.time()
     events = [
         Event(
-            user=e.user, item=e.item, kind=e.kind, value=e.value, timestamp=now if e.timestamp is None else e.timestamp
+            user=e.user,
+            item=e.item,
+            kind=e.kind,
+            value=e.value,
+            timestamp=now if e.timestamp is None else e.timestamp,
+            id=e.id,
         )
         for e in body.events
     ]
@@ -65,7 +83,7 @@ def user_events(
     out = UserEventsOut(
         user=user_id,
         total=len(events),
-        events=[EventOut(user=e.user, item=e.item, kind=e.kind, value=e.value, timestamp=e.timestamp) for e in shown],
+        events=[_event_out(event) for event in shown],
     )
     if include_items:
         out.items = items_metadata(ctx.engine, sorted({e.item for e in shown}))
@@ -90,9 +108,30 @@ def recommend(
     check_k(k, ctx.limits)
     parsed = parse_filter(filter)
     results = ctx.engine.recommend(user_id, k=k, filter=parsed, exclude_seen=exclude_seen, diversity=diversity)
+    if not results and parsed:
+        ctx.engine.check_filter_fields(parsed)  # a misspelled key: 400 naming the known fields
     fallback = fallback_of(results)
     # results without a fallback flag came from a history; otherwise ask the log
     known = (fallback is None and bool(results)) or bool(ctx.engine.events(user_id))
     return RecommendationsOut(
         user=user_id, known_user=known, fallback=fallback, results=to_results(results, ctx.media, explain)
     )
+
+
+@router.get("/users/{user_id:path}/export", response_model=UserExportOut, summary="Everything stored about a user")
+def export_user(user_id: str, ctx: Context) -> UserExportOut:
+    """The user's events (all of them, oldest first) and the history recommendations derive from them."""
+    exported = ctx.engine.export_user(user_id)
+    events = [EventOut(**event) for event in exported["events"]]
+    return UserExportOut(user=user_id, events=events, history=exported["history"])
+
+
+@router.delete("/users/{user_id:path}", response_model=UserErasedOut, summary="Erase a user (right to erasure)")
+def forget_user(user_id: str, ctx: Context) -> UserErasedOut:
+    """Erase the user's events from the log and from the store's files (older versions are
+    removed), and so their history and weight in popularity. Erasing an unknown user erases 0
+    events. Trained state keeps what it learnt until the next ``polyrec fit``."""
+    with ctx.writes.lock:
+        erased = ctx.engine.forget_user(user_id)
+    ctx.users.forget()
+    return UserErasedOut(user=user_id, events=erased.events)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from polyrec.contracts import HistoryWeight, ItemFailure
+from polyrec.contracts.limits import MAX_ID_CHARS, id_problem
 
 __all__ = [
     "ItemIn",
@@ -21,12 +22,16 @@ __all__ = [
     "EventsOut",
     "EventOut",
     "UserEventsOut",
+    "UserErasedOut",
+    "UserExportOut",
     "UsersOut",
     "ResultOut",
     "RecommendationsOut",
     "SimilarOut",
     "SearchIn",
     "SearchOut",
+    "CatalogItemOut",
+    "CatalogPageOut",
 ]
 
 
@@ -35,7 +40,17 @@ def _id_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-Identifier = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=1024)]
+def _addressable(value: str) -> str:
+    # an id every route can address and the CLI can print: no control characters, valid text
+    if (problem := id_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+Identifier = Annotated[
+    str, BeforeValidator(_id_text), Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_addressable)
+]
+Kind = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_addressable)]
 
 
 class _Strict(BaseModel):
@@ -82,9 +97,14 @@ class DeletedOut(BaseModel):
 class EventIn(_Strict):
     user: Identifier
     item: Identifier
-    kind: str = Field(default="interaction", min_length=1, max_length=64)
+    kind: Kind = "interaction"
     value: float = 1.0
     timestamp: float | None = Field(default=None, description="seconds since the epoch (default: time received)")
+    id: Identifier | None = Field(
+        default=None,
+        description="your id for the event: posting it again (a retry) adds nothing; without one, "
+        "an event identical to one of an earlier post (timestamp too) is that event",
+    )
 
     @field_validator("value", "timestamp")
     @classmethod
@@ -111,6 +131,18 @@ class EventOut(BaseModel):
     kind: str
     value: float
     timestamp: float
+    id: str | None = Field(default=None, description="the id the event was posted with, if any")
+
+
+class UserErasedOut(BaseModel):
+    user: str
+    events: int = Field(description="events erased (from the log and from the store's files)")
+
+
+class UserExportOut(BaseModel):
+    user: str
+    events: list[EventOut] = Field(description="every event of the user, oldest first")
+    history: list[str] = Field(description="the items of the history recommendations use, oldest first")
 
 
 class UserEventsOut(BaseModel):
@@ -152,10 +184,28 @@ class SimilarOut(BaseModel):
 class SearchIn(_Strict):
     query: str = Field(min_length=1, max_length=10_000, description="query text")
     k: int = Field(default=10, ge=1)
-    user: Identifier | None = Field(default=None, description="blend in this user's taste")
+    user: Identifier | None = Field(
+        default=None, description="a user: their seen items are left out, their taste blended in by user_weight"
+    )
     field: str | None = Field(default=None, description="encoder slot or item field to search")
     filter: dict[str, Any] | None = None
-    user_weight: float = Field(default=0.3, ge=0.0, le=1.0)
+    user_weight: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="with a user: how much their taste counts (0: the query alone)"
+    )
+    exclude_seen: bool = Field(default=True, description="with a user: leave out the items they interacted with")
+
+
+class CatalogItemOut(BaseModel):
+    item: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    media: dict[str, str] = Field(default_factory=dict, description="image and audio fields and their URLs")
+
+
+class CatalogPageOut(BaseModel):
+    items: list[CatalogItemOut] = Field(description="items with a fused vector, sorted by id")
+    total: int
+    offset: int
+    limit: int
 
 
 class SearchOut(BaseModel):

@@ -24,6 +24,7 @@ from polyrec.contracts import (
     matches,
     validate_filter,
 )
+from polyrec.contracts.event_keys import event_keys
 from polyrec.plugins.stores.checks import MetadataValue, check_provenance, validate_query, validate_records
 
 __all__ = ["MemoryCollection", "MemoryEventLog", "MemoryStore", "register_stores"]
@@ -109,19 +110,33 @@ class MemoryCollection(Collection):
 
 
 class MemoryEventLog(EventLog):
-    """Events in a list, in the order they were appended."""
+    """Events in a list, in the order they were appended, and the set of their keys."""
 
     def __init__(self) -> None:
         self._events: list[Event] = []
+        self._keys: list[str] = []
+        self._known: set[str] = set()
 
     def append(self, events: Sequence[Event]) -> None:
-        self._events.extend(event if isinstance(event, Event) else Event.model_validate(event) for event in events)
+        checked = [event if isinstance(event, Event) else Event.model_validate(event) for event in events]
+        for event, key in zip(checked, event_keys(checked), strict=True):
+            if key not in self._known:
+                self._known.add(key)
+                self._events.append(event)
+                self._keys.append(key)
 
     def read(self, user: str | None = None) -> list[Event]:
         return [event for event in self._events if user is None or event.user == user]
 
     def count(self) -> int:
         return len(self._events)
+
+    def erase_user(self, user: str) -> int:
+        kept = [(event, key) for event, key in zip(self._events, self._keys, strict=True) if event.user != user]
+        erased = len(self._events) - len(kept)
+        self._events, self._keys = [event for event, _ in kept], [key for _, key in kept]
+        self._known = set(self._keys)
+        return erased
 
 
 class MemoryStore(VectorStore):

@@ -1,21 +1,47 @@
-"""The LanceDB event log: one table, ``seq`` keeping the append order.
+"""The LanceDB event log: one table; every event has an identity and a place in one order.
 
-``read(user)`` is on every recommendation's path: from ``index_threshold`` events on, a
-B-tree index on ``user`` serves it, and appended rows are folded into that index once they
-pass ``reindex_fraction`` of the indexed ones (at 1M events: 20 ms instead of 150 ms).
+- ``id``: the event's key (:mod:`polyrec.contracts.event_keys`): the client's event id, or a
+  content hash. Appends are a ``merge_insert`` on ``id`` that only inserts absent keys, so
+  a retried append (a client that got no answer, ``polyrec events`` run twice on one file)
+  adds nothing. Logs written before keys existed get the column (null for their rows).
+- ``seq``: wall-clock nanoseconds when the append ran, strictly increasing within a process,
+  so events appended by several processes interleave in the order they were appended and
+  ``read`` orders by ``(seq, id)``, one order every reader agrees on. (Logs written before
+  this numbered ``seq`` by each process's own count: those rows keep their small numbers,
+  older than any new one.)
+- ``read(user)`` is on every recommendation's path: from ``index_threshold`` events on, a
+  B-tree index on ``user`` serves it (and one on ``id`` serves the appends' look-up);
+  appended rows are folded into them once they pass ``reindex_fraction`` of the indexed
+  ones (at 1M events: 20 ms instead of 150 ms).
+- Upkeep after an append (index builds, folds, compaction) commits on its own and may lose
+  a race to another writer's commit: that is logged and left to the next append, never
+  reported as a failed append (the events are stored).
+- ``erase_user`` deletes a user's rows and then rewrites the files that held them and
+  removes every older version (:func:`~.runtime.purge_deleted`), so the rows are gone from
+  disk, not only hidden.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from polyrec.contracts import Event, EventLog
+from polyrec.contracts import Event, EventLog, StoreError
+from polyrec.contracts.event_keys import client_id_of, event_keys
 from polyrec.plugins.stores.lancedb.filters import sql_string
-from polyrec.plugins.stores.lancedb.runtime import COMPACT_EVERY, compact_if_fragmented, fold_new_rows, run
+from polyrec.plugins.stores.lancedb.runtime import (
+    COMPACT_EVERY,
+    commit_retrying,
+    compact_if_fragmented,
+    fold_new_rows,
+    purge_deleted,
+    run,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -25,20 +51,21 @@ if TYPE_CHECKING:
 __all__ = ["LanceEventLog"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
-USER_INDEX = "user_idx"
+USER_INDEX, KEY_INDEX = "user_idx", "id_idx"
 
 
 class LanceEventLog(EventLog):
-    """Events in the table ``events``; ``seq`` keeps the append order."""
+    """Events in the table ``events``; see the module docstring."""
 
     def __init__(self, store: LanceDBStore, table: Any) -> None:
         self._store, self._table = store, table
-        self._next_seq = self._do(self._table.count_rows(), "count")
-        indices = self._do(self._table.list_indices(), "listing indices")
-        self._user_indexed = any(index.columns == ["user"] for index in indices)
+        self._do(self._add_key_column(), "adding the id column")
+        self._indexed = self._do(self._indexed_columns(), "listing indices")
         self._writes = 0
-        self._writing = threading.Lock()  # appends take consecutive ``seq`` numbers
+        self._last_seq = 0
+        self._writing = threading.Lock()  # one append of this process at a time: increasing ``seq``
 
     @staticmethod
     def schema() -> pa.Schema:
@@ -52,11 +79,34 @@ class LanceEventLog(EventLog):
                 pa.field("value", pa.float64(), nullable=False),
                 pa.field("timestamp", pa.float64(), nullable=False),
                 pa.field("seq", pa.int64(), nullable=False),
+                pa.field("id", pa.utf8(), nullable=True),
             ]
         )
 
     def _do(self, coroutine: Coroutine[Any, Any, T], what: str) -> T:
         return run(coroutine, f"{what} on the event log in {self._store.location}")
+
+    async def _add_key_column(self) -> None:
+        import pyarrow as pa
+
+        if "id" in (await self._table.schema()).names:
+            return
+        try:
+            await self._table.add_columns([pa.field("id", pa.utf8())])
+        except Exception:  # another process added it first
+            await self._table.checkout_latest()
+            if "id" not in (await self._table.schema()).names:
+                raise
+
+    async def _indexed_columns(self) -> set[str]:
+        return {index.columns[0] for index in await self._table.list_indices() if len(index.columns) == 1}
+
+    # -- writing --
+
+    def _next_seqs(self, count: int) -> list[int]:
+        start = max(time.time_ns(), self._last_seq + 1)
+        self._last_seq = start + count - 1
+        return list(range(start, start + count))
 
     def append(self, events: Sequence[Event]) -> None:
         import pyarrow as pa
@@ -64,40 +114,89 @@ class LanceEventLog(EventLog):
         checked = [event if isinstance(event, Event) else Event.model_validate(event) for event in events]
         if not checked:
             return
-        columns = {name: [getattr(event, name) for event in checked] for name in ("user", "item", "kind", "value")}
-        columns["timestamp"] = [event.timestamp for event in checked]
+        rows: dict[str, Event] = {}
+        for key, event in zip(event_keys(checked), checked, strict=True):
+            rows.setdefault(key, event)  # a client id sent twice in one batch: its first event
+        columns: dict[str, list[Any]] = {
+            name: [getattr(event, name) for event in rows.values()]
+            for name in ("user", "item", "kind", "value", "timestamp")
+        }
+        columns["id"] = list(rows)
         with self._writing:
-            columns["seq"] = list(range(self._next_seq, self._next_seq + len(checked)))
-            self._do(self._append(pa.table(columns, schema=self.schema())), "append")
-            self._next_seq += len(checked)
+            columns["seq"] = self._next_seqs(len(rows))
+            data = pa.table(columns, schema=self.schema())
+            commit_retrying(lambda: self._insert_absent(data), self._refresh, self._do, "append", "the event log")
+            self._upkeep()
 
-    async def _append(self, data: pa.Table) -> None:
+    async def _insert_absent(self, data: pa.Table) -> None:
+        await self._table.merge_insert("id").when_not_matched_insert_all().execute(data)
+
+    async def _refresh(self) -> None:
+        await self._table.checkout_latest()
+
+    def _upkeep(self) -> None:
+        """Index and compaction upkeep: its failure never fails the append that already committed."""
+        try:
+            self._do(self._maintain(), "index upkeep")
+        except StoreError as exc:
+            log.warning(
+                "event log in %s: upkeep after an append failed; the next append retries: %s", self._store.location, exc
+            )
+
+    async def _maintain(self) -> None:
         from lancedb.index import BTree
 
-        await self._table.add(data)
         self._writes += 1
         config = self._store.config
-        if self._user_indexed:
-            if await fold_new_rows(self._table, USER_INDEX, config.reindex_fraction):
-                return  # optimize compacted too
-        elif self._next_seq + data.num_rows >= config.index_threshold:
-            await self._table.create_index("user", config=BTree(), replace=True, name=USER_INDEX)
-            self._user_indexed = True
-            return
+        missing = {"user", "id"} - self._indexed
+        if missing:
+            if await self._table.count_rows() >= config.index_threshold:
+                for column in sorted(missing):
+                    name = USER_INDEX if column == "user" else KEY_INDEX
+                    await self._table.create_index(column, config=BTree(), replace=True, name=name)
+                    self._indexed.add(column)
+                return
+        elif await fold_new_rows(self._table, USER_INDEX, config.reindex_fraction):
+            return  # optimize compacted too
         if self._writes % COMPACT_EVERY == 0:
             await compact_if_fragmented(self._table)
+
+    def erase_user(self, user: str) -> int:
+        where = f"user = {sql_string(user)}"
+        with self._writing:
+            found = self._do(self._table.count_rows(where), "count")
+            if found:
+                commit_retrying(lambda: self._table.delete(where), self._refresh, self._do, "erase", "the event log")
+            # also when nothing was found: an erasure interrupted before this point left old versions
+            self._do(purge_deleted(self._table), "pruning old versions")
+        return found
+
+    # -- reading --
 
     def read(self, user: str | None = None) -> list[Event]:
         query = self._table.query()
         if user is not None:
             query = query.where(f"user = {sql_string(user)}")
         table = self._do(query.to_arrow(), "read")
-        order = np.argsort(table.column("seq").to_numpy(), kind="stable")
-        rows = table.take(order).to_pydict()
+        rows = table.take(_append_order(table)).to_pydict()
         return [
-            Event.model_construct(user=u, item=i, kind=k, value=v, timestamp=t)
-            for u, i, k, v, t in zip(rows["user"], rows["item"], rows["kind"], rows["value"], rows["timestamp"])
+            Event.model_construct(user=u, item=i, kind=k, value=v, timestamp=t, id=client_id_of(key))
+            for u, i, k, v, t, key in zip(
+                rows["user"], rows["item"], rows["kind"], rows["value"], rows["timestamp"], rows["id"]
+            )
         ]
 
     def count(self) -> int:
         return self._do(self._table.count_rows(), "count")
+
+
+def _append_order(table: pa.Table) -> np.ndarray:
+    """Row order by ``(seq, id)``: ``seq`` ties (two processes in the same nanosecond, or
+    logs written before ``seq`` was a time) are broken by the key, the same for every reader."""
+    seq = table.column("seq").to_numpy()
+    order = np.argsort(seq, kind="stable")
+    ordered = seq[order]
+    if len(ordered) < 2 or not (ordered[1:] == ordered[:-1]).any():
+        return order
+    keys = table.column("id").to_pylist()
+    return np.array(sorted(order.tolist(), key=lambda row: (seq[row], keys[row] or "")), dtype=np.int64)

@@ -7,20 +7,32 @@ LanceDB's async API is used from sync code through a daemon thread running one a
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from polyrec.contracts import PolyrecError, StoreError
 
-__all__ = ["run", "compact_if_fragmented", "fold_new_rows", "COMPACT_EVERY", "KEEP_VERSIONS"]
+__all__ = [
+    "run",
+    "commit_retrying",
+    "compact_if_fragmented",
+    "fold_new_rows",
+    "purge_deleted",
+    "COMPACT_EVERY",
+    "KEEP_VERSIONS",
+]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 COMPACT_EVERY = 32  # writes between checks for small fragments
 _SMALL_FRAGMENTS = 24  # compact when a table has more small fragments than this
 KEEP_VERSIONS = timedelta(hours=1)  # old versions removed by compaction
+COMMIT_ATTEMPTS = 6  # a write that keeps losing commit races to other writers fails after this many
 
 
 class _LoopThread:
@@ -62,3 +74,47 @@ async def fold_new_rows(table: Any, index: str, fraction: float) -> bool:
         return False
     await table.optimize(cleanup_older_than=KEEP_VERSIONS)
     return True
+
+
+def is_commit_conflict(error: Exception) -> bool:
+    return "commit conflict" in str(error).lower()
+
+
+def commit_retrying(
+    writing: Callable[[], Coroutine[Any, Any, T]],
+    refresh: Callable[[], Coroutine[Any, Any, None]],
+    do: Callable[[Coroutine[Any, Any, Any], str], Any],
+    what: str,
+    table: str,
+) -> tuple[T, bool]:
+    """Run a write; if another writer's commit beat it (Lance's retryable conflict), move to
+    the latest version and run it again: for idempotent writes only (merge or delete by key,
+    index builds). Returns the result and whether it ever conflicted."""
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return do(writing(), what), attempt > 0
+        except StoreError as exc:
+            if attempt == COMMIT_ATTEMPTS - 1 or not is_commit_conflict(exc):
+                raise
+            log.info("%s: %s conflicted with another writer; retrying", table, what)
+            time.sleep(0.02 * 2**attempt)
+            do(refresh(), "reading the latest version")
+    raise AssertionError("unreachable")
+
+
+async def purge_deleted(table: Any) -> None:
+    """Rewrite every file that holds deleted rows and remove all older versions, so deleted
+    rows are gone from disk, not only hidden (LanceDB's ``optimize`` rewrites a file only
+    past 10% deleted rows). Uses pylance. A reader in another process still on an older
+    version fails once and reads the latest on its retry."""
+    import lance
+
+    uri = await table.uri()
+
+    def purge() -> None:
+        dataset = lance.dataset(uri)
+        dataset.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        lance.dataset(uri).cleanup_old_versions(older_than=timedelta(0), error_if_tagged_old_versions=False)
+
+    await asyncio.to_thread(purge)
+    await table.checkout_latest()
