@@ -9,9 +9,17 @@ something to learn) and random ``--dim``-d item vectors.
     (a (positions x dim) @ (dim x items) product, its softmax cross-entropy and backward
     over the same number of positions): the share of the epoch the transformer, the
     batching and the seen-item masks add on top of the unavoidable full-softmax work.
+    Beside it, the same epoch with a full softmax over the whole catalog (the loss the
+    sampled one estimates; ``full_softmax_items`` above the catalog size).
 (b) Scoring the whole catalog for every user, as the evaluator does: ``score_batch``
     (batched transformer) vs the ``dot`` scorer's per-user ``score`` loop on the same
     histories and items, and vs one ``score`` call per user of this scorer.
+
+(c) Cost curve: seconds of training per 1,000 events on synthetic catalogs of
+    ``--curve`` sizes (default 2k, 10k, 100k items) with the same number of events
+    (``--curve-events``), sampled softmax (the default) vs full softmax (up to
+    ``--full-up-to`` items: beyond, one full epoch costs minutes). A flat sampled row is
+    the goal: the cost of an event does not grow with the catalog.
 
     python bench/bench_self_attention.py
     python bench/bench_self_attention.py --items 5000 --users 2000 --threads 2
@@ -49,6 +57,32 @@ def synthetic_log(items: int, users: int, length: int, dim: int, seed: int = 0) 
     return TrainingData([f"i{i}" for i in range(items)], vectors, [f"u{u}" for u in range(users)], sequences, stamps)
 
 
+def seconds_per_epoch(data: TrainingData, epochs: int, threads: int, **settings: object) -> float:
+    scorer = SelfAttentionScorer(epochs=epochs, validation_users=0, threads=threads, **settings)
+    start = time.perf_counter()
+    scorer.fit(data)
+    return (time.perf_counter() - start) / epochs
+
+
+def cost_curve(sizes: list[int], events: int, dim: int, threads: int, full_up_to: int) -> list[dict[str, object]]:
+    """Training seconds per 1,000 events at each catalog size, same event count for all."""
+    users = max(1, events // 100)
+    rows = []
+    for items in sizes:
+        data = synthetic_log(items, users, 100, dim, seed=1)
+        per_k = 1000.0 / sum(len(s) for s in data.sequences)
+        row: dict[str, object] = {"items": items, "events": int(sum(len(s) for s in data.sequences))}
+        row["sampled_seconds_per_1k_events"] = round(seconds_per_epoch(data, 1, threads) * per_k, 4)
+        if items <= full_up_to:
+            full = seconds_per_epoch(data, 1, threads, full_softmax_items=items)
+            row["full_softmax_seconds_per_1k_events"] = round(full * per_k, 4)
+        rows.append(row)
+    smallest = rows[0]["sampled_seconds_per_1k_events"]
+    for row in rows:
+        row["sampled_vs_smallest_catalog"] = round(float(row["sampled_seconds_per_1k_events"]) / float(smallest), 2)
+    return rows
+
+
 def best_of(repeat: int, run: Callable[[], object]) -> float:
     times = []
     for _ in range(repeat):
@@ -82,6 +116,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--curve", default="2000,10000,100000", help="catalog sizes of the cost curve ('' : skip)")
+    parser.add_argument("--curve-events", type=int, default=50_000)
+    parser.add_argument("--full-up-to", type=int, default=10_000, help="largest catalog trained with a full softmax")
     args = parser.parse_args()
 
     data = synthetic_log(args.items, args.users, args.length, args.dim)
@@ -92,6 +129,7 @@ def main() -> None:
     start = time.perf_counter()
     scorer.fit(data)
     epoch = (time.perf_counter() - start) / args.epochs
+    full_epoch = seconds_per_epoch(data, args.epochs, args.threads, full_softmax_items=args.items)
     positions = sum(len(s) - 1 for s in data.sequences)
     output_layer = output_layer_pass(positions, args.items, scorer.config.dim, args.threads)
 
@@ -110,6 +148,8 @@ def main() -> None:
         "items": args.items,
         "threads": args.threads,
         "train_seconds_per_epoch": round(epoch, 3),
+        "full_softmax_seconds_per_epoch": round(full_epoch, 3),
+        "sampled_vs_full_softmax_epoch": round(epoch / full_epoch, 2),
         "output_layer_pass_seconds": round(output_layer, 3),
         "epoch_vs_output_layer_pass": round(epoch / output_layer, 2),
         "score_batch_seconds_all_users": round(batched, 3),
@@ -117,6 +157,9 @@ def main() -> None:
         "score_batch_vs_dot_loop": round(batched / dot_loop, 2),
         "score_loop_vs_score_batch": round(own_loop / batched, 2),
     }
+    if args.curve:
+        sizes = [int(size) for size in args.curve.split(",")]
+        report["cost_curve"] = cost_curve(sizes, args.curve_events, args.dim, args.threads, args.full_up_to)
     print(json.dumps(report, indent=2))
 
 

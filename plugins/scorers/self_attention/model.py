@@ -213,6 +213,7 @@ class TrainSettings:
     id_dropout: float
     full_softmax_items: int
     negatives: int
+    negative_power: float
     mask_seen: bool
     average_epochs: float
     seed: int
@@ -312,6 +313,7 @@ def train_model(
     content = torch.from_numpy(catalog.content)
     id_rows = torch.from_numpy(catalog.id_rows)
     full = len(id_rows) <= settings.full_softmax_items
+    sampler = None if full else NegativeSampler(sequences, len(id_rows), settings.negatives, settings.negative_power)
     losses: list[float] = []
     scores: list[float] = []
     best: tuple[float, int, dict[str, Any] | None] = (-1.0, -1, None)
@@ -322,7 +324,7 @@ def train_model(
         total = 0.0
         for start in range(0, len(order), settings.batch_size):
             batch = [windows[i] for i in order[start : start + settings.batch_size]]
-            loss = _batch_loss(torch, model, content, id_rows, batch, full, settings, rng)
+            loss = _batch_loss(torch, model, content, id_rows, batch, sampler, settings, rng)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -391,25 +393,53 @@ class _Average:
         return {name: value.clone() for name, value in self.model.state_dict().items()}
 
 
+class NegativeSampler:
+    """Shared negatives for a sampled softmax, drawn with replacement from a proposal
+    ``q(item)`` proportional to ``(training count + 1) ** power`` (0: uniform).
+
+    Sampled-softmax logits are corrected by ``-log(n * q(item))`` (the log of the item's
+    expected count among the ``n`` draws), for the positive as for the negatives, so the
+    loss estimates the full softmax's whatever the proposal (Bengio & Senecal 2008; the
+    "logQ correction" of Yi et al. 2019). Popular items are drawn more often: they are the
+    negatives a full softmax pushes down hardest, so fewer draws estimate it well.
+    The cost of a step depends on ``n``, not on the catalog size.
+    """
+
+    def __init__(self, sequences: list[np.ndarray], items: int, n: int, power: float) -> None:
+        counts = np.bincount(np.concatenate(sequences), minlength=items) if sequences else np.zeros(items)
+        weights = (counts.astype(np.float64) + 1.0) ** power
+        self.q = weights / weights.sum()
+        self.cumulative = np.cumsum(self.q)
+        self.n = n
+        self.log_expected = np.log(n * self.q).astype(np.float32)  # log of the expected count per item
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """``n`` item indices (with replacement) from the proposal."""
+        drawn = np.searchsorted(self.cumulative, rng.random(self.n) * self.cumulative[-1], side="right")
+        return np.minimum(drawn, len(self.q) - 1)
+
+
 def _batch_loss(
     torch: Any,
     model: Any,
     content: Any,
     id_rows: Any,
     batch: list[tuple[np.ndarray, np.ndarray]],
-    full: bool,
+    sampler: NegativeSampler | None,
     settings: TrainSettings,
     rng: np.random.Generator,
 ) -> Any:
     length = max(len(window) for window, _ in batch) - 1
     inputs, pad = left_pad(torch, [window[:-1] for window, _ in batch], length)
     targets, _ = left_pad(torch, [window[1:] for window, _ in batch], length, fill=-1)
-    if full:  # every item is a candidate: rows are catalog indices, no gathering needed
+    keep = ~pad
+    prefixes = [prefix for _, prefix in batch]
+    if sampler is None:  # full softmax: every item is a candidate, rows are catalog indices
         rows = torch.arange(len(id_rows))
         batch_content, batch_ids, local_inputs, local_targets = content, id_rows, inputs.clamp(min=0), targets
-    else:  # only the items this batch touches: its own plus shared uniform negatives
-        negatives = torch.from_numpy(rng.integers(0, len(id_rows), settings.negatives))
-        rows = torch.unique(torch.cat([inputs[~pad], targets[~pad], negatives]))
+    else:  # only the items this batch touches: its own plus the shared negatives
+        negatives = torch.from_numpy(sampler.draw(rng))
+        rows = torch.unique(torch.cat([inputs[keep], targets[keep], negatives]))
         batch_content, batch_ids = content[rows], id_rows[rows]
         local_inputs = torch.searchsorted(rows, inputs.clamp(min=0))
         local_targets = torch.searchsorted(rows, targets.clamp(min=0))
@@ -418,15 +448,49 @@ def _batch_loss(
         batch_ids = batch_ids.masked_fill(dropped, 0)
     table = model.embed(batch_content, batch_ids)
     hidden, _ = model.encode(table[local_inputs], pad)
-    keep = ~pad
-    logits = hidden[keep] @ table.T
+    hidden = hidden[keep]
     target = local_targets[keep]
-    excluded = None
+    if sampler is None:
+        logits = hidden @ table.T
+        excluded = None
+        if settings.mask_seen:
+            excluded = seen_before(torch, rows, inputs, pad, prefixes)[keep]
+            excluded[torch.arange(len(target)), target] = False  # a repeated item stays a valid answer
+            logits.masked_fill_(excluded, float("-inf"))  # in place: the product's backward does not need it
+        return _cross_entropy(torch, logits, target, excluded, settings.label_smoothing)
+    return _sampled_cross_entropy(
+        torch, hidden, table, rows, target, negatives, sampler, inputs, pad, prefixes, settings
+    )
+
+
+def _sampled_cross_entropy(
+    torch: Any,
+    hidden: Any,
+    table: Any,
+    rows: Any,
+    target: Any,
+    negatives: Any,
+    sampler: NegativeSampler,
+    inputs: Any,
+    pad: Any,
+    prefixes: list[np.ndarray],
+    settings: TrainSettings,
+) -> Any:
+    """Cross-entropy of each position's target against the shared negatives, logQ-corrected;
+    a draw of the target itself (or, with ``mask_seen``, of an item the user already had
+    at that position) is left out of that position's softmax."""
+    log_expected = torch.from_numpy(sampler.log_expected)
+    local_negatives = torch.searchsorted(rows, negatives)
+    positive = (hidden * table[target]).sum(-1) - log_expected[rows[target]]
+    negative = hidden @ table[local_negatives].T - log_expected[negatives]
+    excluded = local_negatives.unsqueeze(0) == target.unsqueeze(1)  # accidental hits
     if settings.mask_seen:
-        excluded = seen_before(torch, rows, inputs, pad, [prefix for _, prefix in batch])[keep]
-        excluded[torch.arange(len(target)), target] = False  # a repeated item stays a valid answer
-        logits.masked_fill_(excluded, float("-inf"))  # in place: the product's backward does not need it
-    return _cross_entropy(torch, logits, target, excluded, settings.label_smoothing)
+        drawn, inverse = torch.unique(negatives, return_inverse=True)
+        seen = seen_before(torch, drawn, inputs, pad, prefixes)[~pad]  # (positions, distinct draws)
+        excluded |= seen[:, inverse]
+    logits = torch.cat([positive.unsqueeze(1), negative.masked_fill(excluded, float("-inf"))], dim=1)
+    excluded = torch.cat([torch.zeros_like(excluded[:, :1]), excluded], dim=1)
+    return _cross_entropy(torch, logits, torch.zeros(len(target), dtype=torch.long), excluded, settings.label_smoothing)
 
 
 def seen_before(torch: Any, rows: Any, inputs: Any, pad: Any, prefixes: list[np.ndarray]) -> Any:

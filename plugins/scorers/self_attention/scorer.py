@@ -9,8 +9,12 @@ candidate's item embedding (input and output embeddings are tied).
 
 Training (:meth:`SelfAttentionScorer.fit`): next-item prediction at every position of
 every user's sequence (windows of ``max_len`` items, cut at a random offset each epoch),
-softmax cross-entropy over the whole catalog (over shared uniform negatives when it has
-more than ``full_softmax_items`` items), AdamW, dropout, seeded. With ``mask_seen`` (the
+sampled softmax cross-entropy: each position's next item against ``negatives`` items
+drawn per step (shared by the batch) with probability ~ ``(training count + 1) ** 0.75``,
+logits corrected by ``-log(expected draws)`` (logQ) so the loss estimates the full
+softmax's. The cost of an event depends on ``negatives``, not on the catalog size
+(``full_softmax_items`` > 0: an exact softmax over the whole catalog up to that size),
+AdamW, dropout, seeded. With ``mask_seen`` (the
 default) the items the user already had before a position are left out of that
 position's softmax, the way ``recommend`` ranks (it excludes seen items by default) and
 the way offline evaluation ranks: the model spends no capacity pushing down what will be
@@ -29,8 +33,8 @@ of the small-batch updates, so the validation curve and the kept model are stead
 Defaults are general small-catalog defaults, none chosen on a particular data set's test
 cases: d=64, 2 layers, 2 heads, 50 items of history (SASRec's and RecBole's sizes),
 dropout 0.3, AdamW lr 3e-3, weight decay 0.01, 128 windows per step, patience 10,
-averaging over 5 epochs. Training costs one (positions x dim) @ (dim x items) product
-per step; see examples/movielens/README.md for time and quality on MovieLens-100k.
+averaging over 5 epochs, 1,024 negatives. Training costs one (positions x dim) @
+(dim x negatives) product per step; see examples/movielens/README.md for time and quality on MovieLens-100k.
 
 Explanation: the last block's attention of the final position over the history items,
 averaged over heads, times each history item's content affinity with the candidate
@@ -108,8 +112,13 @@ class SelfAttentionConfig(ComponentConfig):
     patience: int = Field(default=10, gt=0, description="epochs without validation gain before stopping")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     id_dropout: float = Field(default=0.0, ge=0, lt=1, description="share of items trained as if cold, per step")
-    full_softmax_items: int = Field(default=20_000, gt=0, description="above this catalog size: sampled softmax")
-    negatives: int = Field(default=1024, gt=0, description="shared uniform negatives per step (sampled softmax)")
+    full_softmax_items: int = Field(
+        default=0, ge=0, description="up to this catalog size: full softmax (its cost grows with the catalog)"
+    )
+    negatives: int = Field(default=1024, gt=0, description="shared negatives drawn per step (sampled softmax)")
+    negative_power: float = Field(
+        default=0.75, ge=0, description="negatives drawn with probability ~ (training count + 1) ** power; 0: uniform"
+    )
     mask_seen: bool = Field(
         default=True, description="train as recommend ranks: the user's earlier items are not candidates"
     )
