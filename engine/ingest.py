@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from polyrec.contracts import Item, ItemFailure, NotFittedError, VectorRecord, is_missing
+from polyrec.contracts import Collection, Item, ItemFailure, NotFittedError, VectorRecord, is_missing
+from polyrec.contracts.media import resolve_file_value
 from polyrec.engine._deprecated import moved
 from polyrec.engine.assembly import Assembly
 from polyrec.engine.data_check import FieldCheck, failure_line
@@ -37,7 +38,9 @@ from polyrec.engine.readers import ItemChunk
 __all__ = [
     "IngestReport",
     "IngestPipeline",
+    "SlotWrite",
     "item_metadata",
+    "write_slot",
 ]
 
 #: the readers lived here before this module held the ingest (old ``polyrec.engine.pipeline``)
@@ -51,7 +54,8 @@ __getattr__ = moved(
     },
 )
 
-#: modalities whose string values are file paths, resolved against the catalog file's folder
+#: modalities of the built-in file-reading encoders (kept for imports: since 0.2 the engine asks
+#: ``Encoder.takes_files()`` instead, so a plugin's own modality name works the same)
 MEDIA_MODALITIES = frozenset({"image", "audio", "video"})
 
 
@@ -152,6 +156,56 @@ class _ChunkPlan:
         return item_hash(hashes, self.metadata[item_id])
 
 
+@dataclass
+class SlotWrite:
+    """What :func:`write_slot` stored: the vectors by item id, how many were encoded and reused."""
+
+    vectors: dict[str, np.ndarray]
+    encoded: int = 0
+    cached: int = 0
+
+
+def write_slot(
+    encoder: FieldEncoder,
+    collection: Collection,
+    values: Mapping[str, Any],
+    hashes: Mapping[str, str],
+    metadata: Mapping[str, Mapping[str, Any]],
+    failures: list[ItemFailure],
+    *,
+    replaced: Iterable[str] = (),
+) -> SlotWrite:
+    """Encode one slot's ``values`` (reusing stored vectors of the same content hash) and write
+    them with their metadata and hash; failures are appended to ``failures``.
+
+    ``replaced``: ids whose stored vector is out of date; those that got no new vector (their
+    value failed, or the store rejected it) lose the old one. Ingest and fit's re-encoding
+    both write through here, so both report failures and clean up the same way.
+    """
+    vectors = FieldEncoder.cached(collection, hashes)
+    written = SlotWrite(vectors, cached=len(vectors))
+    todo = {item_id: values[item_id] for item_id in hashes if item_id not in vectors}
+    if todo:
+        fresh = encoder.encode_unique(todo, hashes, collection.dim)
+        written.encoded = len(fresh.vectors) - fresh.reused
+        written.cached += fresh.reused
+        failures += fresh.failures
+        vectors.update(fresh.vectors)
+    # cached vectors are written again too: the item's metadata may be what changed
+    records = [
+        VectorRecord(id=item_id, vector=vector, metadata={**metadata[item_id], HASH_KEY: hashes[item_id]})
+        for item_id, vector in vectors.items()
+    ]
+    before = len(failures)
+    upsert_isolating(collection, records, failures)
+    rejected = {failure.item_id for failure in failures[before:]}
+    written.vectors = {item_id: vector for item_id, vector in vectors.items() if item_id not in rejected}
+    stale = [item_id for item_id in replaced if item_id not in written.vectors]
+    if stale:
+        collection.delete(stale)
+    return written
+
+
 class IngestPipeline:
     """Runs chunks of items through the encoders, the cache, the fusion and the store."""
 
@@ -160,6 +214,9 @@ class IngestPipeline:
         self.layout = assembly.layout
         self.encoders = [fe for fe in assembly.encoders.values() if fe.usable]
         self.rebuild = rebuild
+        if rebuild:
+            for encoder in self.encoders:
+                encoder.forget_recent()
         self.base_dir = base_dir
 
     def run(self, chunks: Iterable[ItemChunk], progress: Callable[[int], Any] | None = None) -> IngestReport:
@@ -193,11 +250,9 @@ class IngestPipeline:
 
     def _value(self, encoder: FieldEncoder, item_id: str, fields: Mapping[str, Any]) -> Any | None:
         value = encoder.value_of(item_id, fields)
-        if self.base_dir is not None and isinstance(value, str) and encoder.encoder.modality in MEDIA_MODALITIES:
-            candidate = self.base_dir / value
-            if "://" not in value and not Path(value).is_absolute() and candidate.exists():
-                return candidate
-        return value
+        # a path string becomes a Path (found beside the catalog first) for every encoder that
+        # takes files, whatever its modality is called (Encoder.takes_files)
+        return resolve_file_value(value, self.base_dir) if encoder.encoder.takes_files() else value
 
     def plan(self, items: Sequence[Item]) -> _ChunkPlan:
         unique = list({item.id: item for item in items}.values())  # a repeated id: the last one wins
@@ -249,31 +304,20 @@ class IngestPipeline:
         previous: Mapping[str, Any],
         report: IngestReport,
     ) -> dict[str, np.ndarray]:
-        hashes = {
-            item_id: plan.hashes[encoder.slot][item_id] for item_id in changed if item_id in plan.hashes[encoder.slot]
-        }
-        collection = self.layout.field(encoder, rebuild=self.rebuild)
-        vectors = FieldEncoder.cached(collection, hashes)
-        report.cached += len(vectors)
-        todo = {item_id: plan.values[encoder.slot][item_id] for item_id in hashes if item_id not in vectors}
-        if todo:
-            fresh, failures = encoder.encode_values(todo, collection.dim)
-            report.encoded += len(fresh)
-            report.failures += failures
-            vectors.update(fresh)
-        # cached vectors are written again too: the item's metadata may be what changed
-        records = [
-            VectorRecord(id=item_id, vector=vector, metadata={**plan.metadata[item_id], HASH_KEY: hashes[item_id]})
-            for item_id, vector in vectors.items()
-        ]
-        before = len(report.failures)
-        upsert_isolating(collection, records, report.failures)
-        rejected = {failure.item_id for failure in report.failures[before:]}
-        vectors = {item_id: vector for item_id, vector in vectors.items() if item_id not in rejected}
-        stale = [item_id for item_id in changed if item_id in previous and item_id not in vectors]
-        if stale:
-            collection.delete(stale)
-        return vectors
+        slot_hashes = plan.hashes[encoder.slot]
+        hashes = {item_id: slot_hashes[item_id] for item_id in changed if item_id in slot_hashes}
+        written = write_slot(
+            encoder,
+            self.layout.field(encoder, rebuild=self.rebuild),
+            {item_id: plan.values[encoder.slot][item_id] for item_id in hashes},
+            hashes,
+            plan.metadata,
+            report.failures,
+            replaced=[item_id for item_id in changed if item_id in previous],
+        )
+        report.encoded += written.encoded
+        report.cached += written.cached
+        return written.vectors
 
     def _fuse_and_store(
         self,

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from polyrec.contracts import Event, Item, ItemFailure, PolyrecError, TrainingData, VectorRecord
+from polyrec.contracts import Event, Item, ItemFailure, PolyrecError, TrainingData
 from polyrec.engine.assembly import Assembly
-from polyrec.engine.encoding import HASH_KEY, FieldEncoder
-from polyrec.engine.fusing import catalog, re_fuse, stored_fields, upsert_isolating
+from polyrec.engine.encoding import FieldEncoder
+from polyrec.engine.fusing import catalog, re_fuse, stored_fields
+from polyrec.engine.ingest import write_slot
 from polyrec.engine.manifest import FUSION_KEY, SCORER_KEY, encoder_key
 
 __all__ = ["FitReport", "build_training_data", "run_fit"]
@@ -97,8 +98,8 @@ def _reencode(
 ) -> int:
     """Encode ``encoder``'s field of every catalog item again (after the encoder was fitted).
 
-    Failures are reported like ingest's (item, field, plugin, reason), and a failed item's
-    old vector is deleted: it was made by the previous fit, in another space.
+    Written like ingest writes a slot (:func:`.ingest.write_slot`): failures name the item,
+    field and plugin, and a failed item loses its vector of the previous fit (another space).
     """
     collection = assembly.layout.field(encoder)
     ids = sorted(items)
@@ -108,21 +109,10 @@ def _reencode(
         values = {
             item_id: value for item_id in chunk if (value := encoder.value_of(item_id, items[item_id])) is not None
         }
-        before = len(failures)
         hashes, hash_failures = encoder.hash_values(values)
-        vectors, encode_failures = encoder.encode_values(
-            {item_id: values[item_id] for item_id in hashes}, collection.dim
-        )
-        failures += hash_failures + encode_failures
-        records = [
-            VectorRecord(id=item_id, vector=vector, metadata={**items[item_id], HASH_KEY: hashes[item_id]})
-            for item_id, vector in vectors.items()
-        ]
-        upsert_isolating(collection, records, failures)
-        failed = sorted({failure.item_id for failure in failures[before:]})
-        if failed:
-            collection.delete(failed)
-        written += len(records) - len(set(failed) & set(vectors))
+        failures += hash_failures
+        stored = write_slot(encoder, collection, values, hashes, items, failures, replaced=list(values))
+        written += len(stored.vectors)
     return written
 
 
