@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from polyrec.engine.cli._engine_args import add_config_argument
 
 if TYPE_CHECKING:
+    from polyrec.engine.server.auth import AccessPolicy
     from polyrec.engine.server.limits import ServerLimits
 
 __all__ = ["add_parser", "run"]
@@ -44,8 +45,57 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="directory item images may be served from; repeatable (default: the config file's folder)",
     )
+    parser.add_argument(
+        "--keys",
+        type=Path,
+        metavar="FILE",
+        help="API keys file made by `polyrec keys` (default: $POLYREC_KEYS_FILE; keys may also come from "
+        "$POLYREC_API_KEYS); with keys, every data route needs one",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve a non-loopback --host without API keys (anyone who reaches the port may read and write)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a Host name clients use; repeatable (default: the loopback names for a loopback --host, any "
+        "name otherwise); other names get a 400 (DNS rebinding)",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a web origin allowed to call the API from a browser, e.g. https://app.example; repeatable "
+        "(default: none, CORS closed)",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
     parser.set_defaults(func=run)
+
+
+def _access(args: argparse.Namespace) -> AccessPolicy:
+    """Who may call the server: refuses a non-loopback bind without keys unless --insecure."""
+    from polyrec.contracts import ConfigError
+    from polyrec.engine.server.auth import LOOPBACK_HOSTS, AccessPolicy, is_loopback, load_keys
+
+    try:
+        keys = load_keys(args.keys)
+    except ValueError as exc:
+        raise ConfigError([("--keys", str(exc))], "(command line)") from None
+    loopback = is_loopback(args.host)
+    if not loopback and not keys and not args.insecure:
+        problem = (
+            f"{args.host} can be reached from other machines and no API keys are configured: create one with "
+            "`polyrec keys create NAME` and pass --keys FILE (or set POLYREC_API_KEYS), or pass --insecure"
+        )
+        raise ConfigError([("--host", problem)], "(command line)")
+    if args.allowed_host:
+        hosts: tuple[str, ...] | None = (*LOOPBACK_HOSTS, *args.allowed_host)
+    else:
+        hosts = LOOPBACK_HOSTS if loopback else None
+    return AccessPolicy(keys=keys, allowed_hosts=hosts, cors_origins=tuple(args.cors_origin or ()))
 
 
 def _limits(args: argparse.Namespace) -> ServerLimits:
@@ -72,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     from polyrec.engine.server.app import create_app
 
-    app = create_app(args.config, limits=_limits(args))
+    limits, access = _limits(args), _access(args)
+    app = create_app(args.config, limits=limits, access=access)
     # one process: engine writes are serialised by an in-process lock
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -29,8 +30,9 @@ from polyrec.engine.engine import Engine
 from polyrec.engine.plugins import PolyrecPluginManager, polyrec_version
 from polyrec.engine.server import routes_items, routes_search, routes_users
 from polyrec.engine.server.api_docs import install_api_docs
+from polyrec.engine.server.auth import AccessGuard, AccessPolicy, access_from_environment, api_key_dependencies
 from polyrec.engine.server.context import Context, ServerContext
-from polyrec.engine.server.errors import install_error_handlers, status_of
+from polyrec.engine.server.errors import install_error_handlers, public_detail, status_of
 from polyrec.engine.server.limits import BodySizeLimit, ServerLimits
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -61,13 +63,18 @@ def create_app(
     limits: ServerLimits | None = None,
     base_dir: str | Path | None = None,
     plugin_manager: PolyrecPluginManager | None = None,
+    access: AccessPolicy | None = None,
 ) -> FastAPI:
     """An app serving ``engine_or_config`` (an Engine, a config file path or a config mapping).
 
     An engine built here is closed when the app shuts down; an Engine passed in stays
     open (its owner closes it). ``limits`` default to :class:`ServerLimits`; image files are
     served from ``limits.media_dirs``, by default the config file's folder (or ``base_dir``).
+    ``access`` says who may call it (API keys, ``Host`` names, CORS origins: :mod:`.auth`);
+    by default anyone on any host name, which only suits a loopback address (``polyrec
+    serve`` builds a stricter policy).
     """
+    access = access or access_from_environment() or AccessPolicy()  # the environment: a --workers replica
     limits = limits or ServerLimits()
     if not limits.media_dirs:
         limits = limits.model_copy(update={"media_dirs": _default_media_dirs(engine_or_config, base_dir)})
@@ -92,9 +99,19 @@ def create_app(
     )
     app.state.polyrec = ctx
     app.add_middleware(BodySizeLimit, limits=limits)
+    # outside the size limit, so a request without a key is refused before its body is read
+    app.add_middleware(AccessGuard, keys=access.keys, allowed_hosts=access.allowed_hosts)
+    if access.cors_origins:  # outermost: a preflight (which carries no key) is answered here
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(access.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["authorization", "x-api-key", "content-type"],
+        )
     install_error_handlers(app)
+    security = api_key_dependencies() if access.keys else []  # the "Authorize" button of /docs
     for module in (routes_items, routes_users, routes_search):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=security)
     _add_service_routes(app)
     install_api_docs(app)  # before the web page: its assets live under /static/
     _add_web_page(app)
@@ -110,7 +127,8 @@ def _add_service_routes(app: FastAPI) -> None:
             body["items"] = engine.count()
             body["events"] = engine.event_count()
         except PolyrecError as exc:  # the store cannot be read as configured (e.g. provenance mismatch)
-            return JSONResponse({**body, "status": "error", "detail": str(exc)}, status_code=max(503, status_of(exc)))
+            status = max(503, status_of(exc))
+            return JSONResponse({**body, "status": "error", "detail": public_detail(exc, status)}, status_code=status)
         return JSONResponse(body)
 
     @app.get("/plugins", tags=["service"], summary="Configured and registered components")
