@@ -1,9 +1,10 @@
 """Per-item failure isolation for encoders: the one scheme the engine runs and the contract suites check.
 
 ``prepare`` runs item by item, so a bad value fails alone; ``encode`` runs in batches of
-``batch_size``, and a batch that raises is bisected until the items that make it fail are
-found, so the rest of the batch is still encoded. With ``dim``, every returned row is
-checked (finite, right length) and a bad one fails just its item. Errors that are not
+``batch_size`` (prepared texts batched by length, so a text model pads little), and a
+batch that raises is bisected until the items that make it fail are found, so the rest
+of the batch is still encoded. With ``dim``, every returned row is checked (finite,
+right length) and a bad one fails just its item. Errors that are not
 about an item (a missing library, an unfitted component, ...: any :class:`PolyrecError`
 other than :class:`ItemError`, and ``MemoryError``) stop the run instead of failing every
 item one by one.
@@ -116,6 +117,10 @@ def encode_isolated(
             if is_fatal(exc):
                 raise
             isolator.fail(item_id, describe_error(exc))
+    if prepared and all(isinstance(value, str) for value in prepared):
+        # texts in batches of similar length: a text model pads each batch to its longest
+        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
+        ids, prepared = [ids[i] for i in order], [prepared[i] for i in order]
     for start in range(0, len(ids), max(1, batch_size)):
         stop = start + batch_size
         isolator.encode(ids[start:stop], prepared[start:stop])

@@ -14,8 +14,9 @@ stored vector with the same hash is reused instead of encoding again.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,19 @@ __all__ = ["DEFAULT_BATCH_SIZE", "HASH_KEY", "FieldEncoder", "describe_error", "
 
 #: metadata key of the content hash in ``field__<slot>`` records (and of the item hash in ``items``)
 HASH_KEY = "_hash"
+#: bytes of recently encoded vectors a slot keeps by content hash, so that a content repeated
+#: across a catalog's chunks is encoded once (equal hash: equal vector)
+RECENT_VECTOR_BYTES = 64 * 2**20
+
+
+@dataclass
+class UniqueEncode:
+    """What :meth:`FieldEncoder.encode_unique` did: vectors by item id, failures, and how many
+    of the vectors were copied from an equal content rather than encoded."""
+
+    vectors: dict[str, np.ndarray]
+    failures: list[ItemFailure]
+    reused: int = 0
 
 
 @dataclass
@@ -44,6 +58,7 @@ class FieldEncoder:
     encoder: Encoder
     fingerprint: str
     fit_id: str | None = None
+    _recent: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
 
     @property
     def collection_name(self) -> str:
@@ -106,6 +121,48 @@ class FieldEncoder:
         }
 
     # -- encoding ------------------------------------------------------------------------
+
+    def encode_unique(self, values: Mapping[str, Any], hashes: Mapping[str, str], dim: int) -> UniqueEncode:
+        """:meth:`encode_values`, each distinct content hash encoded once: items that share a
+        content (in ``values``, or with one this slot encoded recently) share its vector, and
+        its failure."""
+        done = UniqueEncode({}, [])
+        first: dict[str, str] = {}  # content hash -> the item that is encoded for it
+        copies: dict[str, str] = {}  # item -> the item whose vector it takes
+        todo: dict[str, Any] = {}
+        for item_id, value in values.items():
+            key = hashes.get(item_id)
+            if key is not None and key in self._recent:
+                done.vectors[item_id] = self._recent[key]
+                done.reused += 1
+            elif key is not None and key in first:
+                copies[item_id] = first[key]
+            else:
+                if key is not None:
+                    first[key] = item_id
+                todo[item_id] = value
+        fresh, done.failures = self.encode_values(todo, dim)
+        done.vectors.update(fresh)
+        failed = {failure.item_id: failure for failure in done.failures}
+        for item_id, source in copies.items():
+            if source in fresh:
+                done.vectors[item_id] = fresh[source]
+                done.reused += 1
+            elif source in failed:
+                done.failures.append(failed[source].model_copy(update={"item_id": item_id}))
+        self._remember({hashes[item_id]: vector for item_id, vector in fresh.items() if item_id in hashes})
+        return done
+
+    def forget_recent(self) -> None:
+        """Drop the recently encoded vectors (a rebuild encodes everything again)."""
+        self._recent.clear()
+
+    def _remember(self, vectors: Mapping[str, np.ndarray]) -> None:
+        for key, vector in vectors.items():
+            self._recent[key] = vector
+        limit = max(1, RECENT_VECTOR_BYTES // max(1, next(iter(vectors.values())).nbytes)) if vectors else 0
+        while vectors and len(self._recent) > limit:
+            self._recent.popitem(last=False)
 
     def encode_values(self, values: Mapping[str, Any], dim: int) -> tuple[dict[str, np.ndarray], list[ItemFailure]]:
         """Prepare, encode and check ``values``; return vectors by item id and the failures."""

@@ -237,6 +237,31 @@ def test_duplicate_texts_in_one_catalog_are_cached_by_content() -> None:
     assert report.cached == 1
 
 
+def test_repeated_contents_in_a_catalog_are_encoded_once() -> None:
+    engine = engine_for(config())
+    titles = ["red apple", "green pear", "red apple", "red apple", "blue plum", "green pear", "red apple"]
+    rows = [{"id": f"i{i}", "title": title} for i, title in enumerate(titles)]
+    report = engine.ingest(rows, chunk_size=4)  # repeats inside a chunk and across chunks
+    assert sorted(ENCODED) == ["blue plum", "green pear", "red apple"]
+    assert (report.stored, report.encoded, report.cached, report.failures) == (7, 3, 4, [])
+    vectors = {record.id: record.vector for record in engine.assembly.layout.items().get(["i0", "i3", "i6", "i1"])}
+    np.testing.assert_array_equal(vectors["i0"], vectors["i6"])
+    assert not np.allclose(vectors["i0"], vectors["i1"])
+
+
+def test_a_repeated_content_that_fails_fails_every_item_that_has_it() -> None:
+    engine = engine_for(config())
+    rows = [
+        {"id": "a", "title": "explode now"},
+        {"id": "b", "title": "fine words"},
+        {"id": "c", "title": "explode now"},
+    ]
+    report = engine.ingest(rows)
+    assert report.stored == 1
+    assert sorted(failure.item_id for failure in report.failures) == ["a", "c"]
+    assert all(failure.field == "title" and failure.plugin == "bag-of-words" for failure in report.failures)
+
+
 def test_changed_model_raises_then_rebuild_reencodes(tmp_path: Path) -> None:
     rows = make_rows(6)
     with engine_for(lancedb_config(tmp_path / "db")) as engine:
