@@ -25,6 +25,8 @@ __all__ = [
     "text_problem",
     "id_problem",
     "value_problem",
+    "fields_problem",
+    "printable",
 ]
 
 MAX_ID_CHARS = 1024
@@ -85,4 +87,25 @@ def value_problem(value: Any, depth: int = 0) -> str | None:
         for key, element in value.items():
             if (problem := value_problem(key, depth + 1) or value_problem(element, depth + 1)) is not None:
                 return problem
+    return None
+
+
+def printable(text: str) -> str:
+    """``text`` with lone surrogates as ``\\udxxx`` escapes, so an error naming it can be encoded."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def fields_problem(fields: dict[str, Any]) -> tuple[str | None, str] | None:
+    """``(field, reason)`` for an item's fields that cannot be stored (too many, a bad name, a
+    value too large or not valid text); None when they can."""
+    if len(fields) > MAX_FIELDS:
+        return None, f"has {len(fields)} fields, more than the limit of {MAX_FIELDS}"
+    for key, value in fields.items():
+        name = str(key)
+        if len(name) > MAX_KEY_CHARS:
+            return printable(name), f"a field name of {len(name)} characters exceeds the limit of {MAX_KEY_CHARS}"
+        if (problem := text_problem(name)) is not None:
+            return printable(name), f"the field name {problem}"
+        if (problem := value_problem(value)) is not None:
+            return printable(name), f"the value {problem}"
     return None

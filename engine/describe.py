@@ -88,6 +88,7 @@ def configured_components(assembly: Assembly) -> dict[str, Any]:
             "modality": fe.encoder.modality,
             "query_modalities": list(fe.encoder.query_modalities),
             "usable": fe.usable,
+            "takes_files": fe.encoder.takes_files(),  # a str value names a file it reads
         }
         for slot, fe in assembly.encoders.items()
     }

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from polyrec.contracts import Collection, Item, ItemFailure, NotFittedError, VectorRecord, is_missing
+from polyrec.contracts.limits import fields_problem
 from polyrec.contracts.media import resolve_file_value
 from polyrec.engine._deprecated import moved
 from polyrec.engine.assembly import Assembly
@@ -206,6 +207,20 @@ def write_slot(
     return written
 
 
+def _storable(items: Sequence[Item]) -> tuple[list[Item], list[ItemFailure]]:
+    """The items whose fields can be stored, and a failure naming the field for each other one:
+    bounded metadata (every key becomes a filter column) and valid text (see contracts.limits)."""
+    kept: list[Item] = []
+    failures: list[ItemFailure] = []
+    for item in items:
+        problem = fields_problem(item.fields)
+        if problem is None:
+            kept.append(item)
+        else:
+            failures.append(ItemFailure(item_id=item.id, field=problem[0], reason=problem[1]))
+    return kept, failures
+
+
 class IngestPipeline:
     """Runs chunks of items through the encoders, the cache, the fusion and the store."""
 
@@ -277,8 +292,9 @@ class IngestPipeline:
         return plan
 
     def ingest_chunk(self, items: Sequence[Item]) -> IngestReport:
+        items, refused = _storable(items)
         plan = self.plan(items)
-        report = IngestReport(failures=list(plan.failures))
+        report = IngestReport(failures=refused + list(plan.failures))
         items_collection = self.layout.items(rebuild=self.rebuild)
         previous = {record.id: record.metadata.get(HASH_KEY) for record in items_collection.get(list(plan.metadata))}
         changed = []
@@ -338,6 +354,7 @@ class IngestPipeline:
         stale = [item_id for item_id in dropped if item_id in previous]
         if stale:
             self.layout.items().delete(stale)
+        self._forget_field_vectors(dropped, vectors)  # a failed item leaves nothing stored
         if not keep:
             return
         stored_slots = {slot: set(slot_vectors) for slot, slot_vectors in vectors.items()}
@@ -355,6 +372,13 @@ class IngestPipeline:
         except NotFittedError:
             # a fusion that cannot fuse before its fit: field vectors are stored, fit fuses them
             report.pending += len(ids)
+
+    def _forget_field_vectors(self, item_ids: Sequence[str], vectors: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+        """Delete the field vectors just written for ``item_ids`` (all-zero ones: no signal)."""
+        for encoder in self.encoders:
+            written = [item_id for item_id in item_ids if item_id in vectors.get(encoder.slot, {})]
+            if written:
+                self.layout.field(encoder, rebuild=self.rebuild).delete(written)
 
     def _nothing_to_encode(self) -> str:
         slots = {fe.slot: fe.field for fe in self.assembly.encoders.values()}

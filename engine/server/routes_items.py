@@ -16,6 +16,7 @@ from polyrec.contracts import Item
 from polyrec.engine.server.catalog import item_info, item_metadata
 from polyrec.engine.server.context import Context
 from polyrec.engine.server.errors import ApiError
+from polyrec.engine.server.item_files import confine_files
 from polyrec.engine.server.limits import ServerLimits
 from polyrec.engine.server.query_params import check_k, parse_filter
 from polyrec.engine.server.results import to_results
@@ -42,9 +43,14 @@ def upsert_items(body: ItemsIn, ctx: Context) -> IngestOut:
     in ``failures`` with the item id, field, plugin and reason; the rest are stored."""
     check_batch(len(body.items), "items", ctx.limits)
     items = [Item(id=item.id, fields=item.fields) for item in body.items]
+    encoders = ctx.engine.components()["encoders"]
+    items, refused = confine_files(items, encoders, ctx.limits.media_dirs, ctx.limits.max_media_bytes)
     with ctx.writes.lock:
-        report = ctx.engine.ingest(items)
-    return IngestOut(stored=report.stored, unchanged=report.unchanged, pending=report.pending, failures=report.failures)
+        report = ctx.engine.ingest(items) if items else None
+    if report is None:
+        return IngestOut(stored=0, unchanged=0, pending=0, failures=refused)
+    failures = refused + report.failures
+    return IngestOut(stored=report.stored, unchanged=report.unchanged, pending=report.pending, failures=failures)
 
 
 @router.get("/items/{item_id:path}/similar", response_model=SimilarOut, summary="Items nearest an item")
