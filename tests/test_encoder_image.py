@@ -29,7 +29,7 @@ torch = pytest.importorskip("torch")
 skimage_data = pytest.importorskip("skimage.data")
 from PIL import Image  # noqa: E402 - after the skips
 
-from polyrec.plugins.encoders.image_loading import load_image  # noqa: E402
+from polyrec.contracts.media import load_image  # noqa: E402
 from polyrec.plugins.encoders.image_open_clip import OpenClipEncoder  # noqa: E402
 
 TINY = "polyrec-tiny-vit-test"

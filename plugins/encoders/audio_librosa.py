@@ -1,7 +1,7 @@
-"""The ``librosa`` audio encoder: log-mel/MFCC statistics as a fixed-length vector.
+"""The ``librosa`` audio encoder: spectral statistics of a clip and of its course in time.
 
-Accepted field values (``prepare`` turns each into a mono float32 waveform at
-``sample_rate``):
+Accepted field values: what :func:`polyrec.contracts.media.load_audio` accepts (``prepare``
+turns each into a mono float32 waveform at ``sample_rate``):
 
 * a path (``str`` or ``PathLike``) to a file soundfile can read (wav, flac, ogg, mp3 with
   libsndfile >= 1.1); other formats fall back to ``librosa.load`` (audioread/ffmpeg);
@@ -11,28 +11,24 @@ Accepted field values (``prepare`` turns each into a mono float32 waveform at
 * a bare numpy array (or list) of samples, assumed to be at the configured
   ``sample_rate`` because it carries none.
 
-Multi-channel audio is averaged to mono. For a 2-D array the channel axis is the
-shorter one (so ``(n, 2)`` and ``(2, n)`` both work); on a tie it is the first axis, as
-in :class:`AudioClip`. A shorter axis longer than :data:`MAX_CHANNELS` is an error.
-Integer PCM is scaled to [-1, 1]. Clips longer than ``max_duration`` seconds are cropped
-to their central ``max_duration`` seconds (the middle of a track is more typical of it
-than its intro); files are read only over that window when soundfile can seek.
+Multi-channel audio is averaged to mono (the channel axis of a 2-D array is the shorter
+one, the first on a tie, at most :data:`MAX_CHANNELS`). Integer PCM is scaled to [-1, 1].
+Clips longer than ``max_duration`` seconds are cropped to their central ``max_duration``
+seconds (the middle of a track is more typical of it than its intro); files are read only
+over that window when soundfile can seek.
 
 Errors (each fails only its item): "file not found: ...", "cannot decode audio: ...",
 "audio has no samples", "audio contains NaN or infinite samples".
 
-The vector itself is described in :mod:`polyrec.plugins.encoders.audio_features`. librosa and
-soundfile are imported lazily.
+The vector itself is described in :mod:`polyrec.plugins.encoders.audio_features`
+(version 2: whole-clip statistics plus ``segments`` per-segment MFCC means and deltas).
+librosa and soundfile are imported lazily.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import re
-import tempfile
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -41,16 +37,16 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from polyrec.contracts import AudioClip, ComponentConfig, Encoder, MissingDependencyError, hookimpl
+from polyrec.contracts import AudioClip, ComponentConfig, Encoder, hookimpl
 from polyrec.contracts.components import default_content_bytes
+from polyrec.contracts.media import MAX_CHANNELS, load_audio
 from polyrec.plugins.encoders.audio_features import FeatureSettings, audio_features, feature_dim
 
 __all__ = ["LibrosaAudioEncoder", "LibrosaConfig", "MAX_CHANNELS", "register_encoders"]
 
-#: most channels a 2-D sample array may have
-MAX_CHANNELS = 16
 #: bumped whenever the feature maths changes, so cached vectors are recomputed
-FEATURE_VERSION = 1
+#: (2: leading/trailing silence trimmed, per-segment MFCC means and deltas added)
+FEATURE_VERSION = 2
 
 
 class LibrosaConfig(ComponentConfig):
@@ -61,6 +57,9 @@ class LibrosaConfig(ComponentConfig):
     n_mfcc: int = Field(default=20, ge=2, le=64, description="cepstral coefficients kept (c0 excluded)")
     max_duration: float | None = Field(
         default=30.0, gt=0, description="seconds kept from the middle of longer clips; None keeps everything"
+    )
+    segments: int = Field(
+        default=4, ge=0, le=32, description="equal time parts whose MFCC means and deltas are kept (0: none)"
     )
     batch_size: int = Field(default=16, gt=0, description="clips per encode call the engine should send")
 
@@ -84,7 +83,9 @@ class LibrosaAudioEncoder(Encoder):
     @cached_property
     def settings(self) -> FeatureSettings:
         config = self.config
-        return FeatureSettings(sample_rate=config.sample_rate, n_mels=config.n_mels, n_mfcc=config.n_mfcc)
+        return FeatureSettings(
+            sample_rate=config.sample_rate, n_mels=config.n_mels, n_mfcc=config.n_mfcc, segments=config.segments
+        )
 
     @property
     def dim(self) -> int:
@@ -96,14 +97,8 @@ class LibrosaAudioEncoder(Encoder):
 
     def prepare(self, value: Any) -> np.ndarray:
         """Decode, downmix, crop and resample one value; raises ValueError for bad audio."""
-        if value is None:
-            raise ValueError("value is missing")
-        samples, rate = _decode(value, self.config.sample_rate, self.config.max_duration)
-        mono = _to_mono(samples)
-        if not np.isfinite(mono).all():
-            raise ValueError("audio contains NaN or infinite samples")
-        mono = _crop_middle(mono, rate, self.config.max_duration)
-        return _resample(mono, rate, self.config.sample_rate)
+        config = self.config
+        return load_audio(value, config.sample_rate, max_duration=config.max_duration).samples
 
     def encode(self, batch: Sequence[Any]) -> np.ndarray:
         # prepare() is idempotent on its own output, so unprepared values are accepted too
@@ -130,147 +125,6 @@ def _librosa_version() -> str:
         return ".".join(version("librosa").split(".")[:2])
     except PackageNotFoundError:
         return "missing"
-
-
-# ---- decoding ------------------------------------------------------------------------
-
-
-def _decode(value: Any, default_rate: int, max_duration: float | None) -> tuple[np.ndarray, int]:
-    """Samples (any layout) and their rate."""
-    if isinstance(value, AudioClip):
-        return np.asarray(value.samples), value.sample_rate
-    if isinstance(value, Mapping):
-        try:
-            clip = AudioClip(samples=np.asarray(value["samples"]), sample_rate=value["sample_rate"])
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"an audio mapping needs 'samples' and a positive 'sample_rate': {exc}") from exc
-        return np.asarray(clip.samples), clip.sample_rate
-    if isinstance(value, str | os.PathLike):
-        return _read_file(Path(value), max_duration)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return _read_bytes(bytes(value))
-    if isinstance(value, np.ndarray | list | tuple):
-        return np.asarray(value), default_rate
-    raise ValueError(f"unsupported audio value of type {type(value).__name__}; expected a path, bytes or AudioClip")
-
-
-def _soundfile():
-    try:
-        import soundfile
-    except ImportError as exc:
-        raise MissingDependencyError("librosa", "soundfile", "audio") from exc
-    return soundfile
-
-
-def _read_file(path: Path, max_duration: float | None) -> tuple[np.ndarray, int]:
-    if not path.exists():
-        raise ValueError(f"file not found: {path}")
-    if not path.is_file():
-        raise ValueError(f"not a file: {path}")
-    soundfile = _soundfile()
-    try:
-        info = soundfile.info(str(path))
-        start, stop = _middle_window(info.frames, info.samplerate, max_duration)
-        samples, rate = soundfile.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
-        return samples.T, int(rate)
-    except Exception as first:
-        return _librosa_load(path, first)
-
-
-def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
-    if not data:
-        raise ValueError("cannot decode audio: empty bytes")
-    soundfile = _soundfile()
-    try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-        return samples.T, int(rate)
-    except Exception as first:
-        # audioread (librosa's fallback) needs a real file
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "clip"
-            path.write_bytes(data)
-            return _librosa_load(path, first)
-
-
-def _librosa_load(path: Path, first: BaseException) -> tuple[np.ndarray, int]:
-    try:
-        import librosa
-    except ImportError as exc:
-        raise MissingDependencyError("librosa", "librosa", "audio") from exc
-    try:
-        with warnings.catch_warnings():  # librosa warns that soundfile failed: we know, we tried it first
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)  # audioread's stdlib imports
-            samples, rate = librosa.load(str(path), sr=None, mono=False)
-    except Exception as second:
-        raise ValueError(
-            f"cannot decode audio: {_short(first)} (soundfile); librosa/audioread fallback: {_short(second)}"
-        ) from second
-    return np.asarray(samples), int(rate)
-
-
-def _short(exc: BaseException) -> str:
-    """First line of an error, without soundfile's "Error opening <file object>: " prefix."""
-    lines = str(exc).strip().splitlines()
-    if not lines:
-        return type(exc).__name__
-    return re.sub(r"^Error opening .*?: ", "", lines[0])[:200]
-
-
-def _middle_window(frames: int, rate: int, max_duration: float | None) -> tuple[int, int | None]:
-    if max_duration is None or frames <= 0:
-        return 0, None
-    keep = round(max_duration * rate)
-    if frames <= keep:
-        return 0, None
-    start = (frames - keep) // 2
-    return start, start + keep
-
-
-# ---- layout, cropping, resampling ---------------------------------------------------
-
-
-def _to_mono(samples: np.ndarray) -> np.ndarray:
-    """Average channels; the channel axis of a 2-D array is its shorter axis (first on a tie)."""
-    array = np.asarray(samples)
-    if array.dtype.kind not in "iuf":
-        raise ValueError(f"audio samples must be numbers, got dtype {array.dtype}")
-    if array.size == 0:
-        raise ValueError("audio has no samples")
-    array = _as_float(array)
-    if array.ndim == 1:
-        return array
-    if array.ndim != 2:
-        raise ValueError(f"audio samples must be 1-D or 2-D (channels x samples), got shape {array.shape}")
-    channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
-    if array.shape[channel_axis] > MAX_CHANNELS:
-        raise ValueError(f"cannot tell channels from samples in shape {array.shape} (more than {MAX_CHANNELS})")
-    return array.mean(axis=channel_axis, dtype=np.float64).astype(np.float32)
-
-
-def _as_float(array: np.ndarray) -> np.ndarray:
-    if array.dtype.kind in "iu":
-        info = np.iinfo(array.dtype)
-        midpoint = (int(info.max) + int(info.min) + 1) / 2  # 128 for uint8 PCM, 0 for signed
-        return ((array.astype(np.float64) - midpoint) / (info.max - midpoint)).astype(np.float32)
-    return array.astype(np.float32, copy=False)
-
-
-def _crop_middle(mono: np.ndarray, rate: int, max_duration: float | None) -> np.ndarray:
-    start, stop = _middle_window(mono.size, rate, max_duration)
-    return mono[start:stop]
-
-
-def _resample(mono: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target:
-        return np.ascontiguousarray(mono, dtype=np.float32)
-    import librosa
-
-    resampled = librosa.resample(mono, orig_sr=rate, target_sr=target, res_type="soxr_hq")
-    if resampled.size == 0:  # a few samples at a high rate can round down to none
-        resampled = mono[:1]
-    return np.ascontiguousarray(resampled, dtype=np.float32)
 
 
 @hookimpl

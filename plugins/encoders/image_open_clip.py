@@ -20,8 +20,9 @@ Config (``[encoders.<slot>]`` with ``plugin = "open-clip"``):
 ``normalize`` (bool, default True)
     L2-normalise image and query vectors (inner product = cosine similarity).
 
-Accepted values: a path to an image file, encoded image bytes, a PIL image, or a numpy
-array (HxW, HxWx3, HxWx4; uint8, bool or float in [0, 1]). ``prepare`` decodes, applies
+Accepted values: what :func:`polyrec.contracts.media.load_image` accepts: a path to an image
+file, encoded image bytes, a PIL image, or a numpy array (HxW, HxWx3, HxWx4; uint8, bool or
+float in [0, 1]). ``prepare`` decodes, applies
 the EXIF orientation and converts to RGB, so a missing or corrupt file fails only its
 item ("file not found: ...", "cannot decode image: ..."). ``encode_query`` takes text
 and returns a vector in the image space (zero-shot text-to-image search).
@@ -43,7 +44,7 @@ import numpy as np
 from pydantic import Field
 
 from polyrec.contracts import ComponentConfig, ConfigError, Encoder, MissingDependencyError, hookimpl
-from polyrec.plugins.encoders.image_loading import image_content_bytes, load_image
+from polyrec.contracts.media import file_content_bytes, file_sha256, load_image
 from polyrec.plugins.support.torch_env import hub_offline_requested, hub_offline_while, resolve_device
 
 __all__ = ["OpenClipConfig", "OpenClipEncoder", "file_sha256", "register_encoders"]
@@ -62,23 +63,6 @@ class OpenClipConfig(ComponentConfig):
 
 
 # ---- weights identity -------------------------------------------------------------------------
-
-_file_hashes: dict[tuple[str, int, int], str] = {}
-_file_hashes_lock = threading.Lock()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, remembered per (path, mtime, size) so it is computed once."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    with _file_hashes_lock:
-        if key not in _file_hashes:
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            _file_hashes[key] = digest.hexdigest()
-        return _file_hashes[key]
 
 
 def _local_dir_identity(directory: Path) -> str:
@@ -204,7 +188,7 @@ class OpenClipEncoder(Encoder):
         return load_image(value)
 
     def content_bytes(self, value: Any) -> bytes:
-        file_bytes = image_content_bytes(value)
+        file_bytes = file_content_bytes(value)
         return file_bytes if file_bytes is not None else super().content_bytes(value)
 
     def encode(self, batch: Sequence[Any]) -> np.ndarray:
