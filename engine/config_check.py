@@ -10,7 +10,7 @@ Stages, each collecting problems as ``(key, message)`` pairs like :class:`Config
    or not stage 2 passed: one that needs the resolved components returns nothing when
    ``context.resolved`` is None; one that can read the raw mapping finds its problems anyway.
 
-Adding a check (e.g. the config against its dataset, a checkpoint file that is missing): write
+Adding a check (e.g. the config against its dataset): write
 ``def check_something(context: CheckContext) -> list[tuple[str, str]]`` that returns problems
 (or raises :class:`ConfigError`, whose problems are collected the same way), and append it to
 :data:`CHECKS`. Keep checks cheap: no model loading, no store writes.
@@ -27,7 +27,15 @@ from polyrec.contracts import ConfigError
 from polyrec.engine.config import ResolvedConfig, _suggest, read_config_file, resolve_config
 from polyrec.engine.registry import Registry
 
-__all__ = ["CHECKS", "CheckContext", "CheckResult", "Problem", "check_config", "check_fusion_weights"]
+__all__ = [
+    "CHECKS",
+    "CheckContext",
+    "CheckResult",
+    "Problem",
+    "check_component_files",
+    "check_config",
+    "check_fusion_weights",
+]
 
 Problem = tuple[str, str]
 
@@ -77,8 +85,23 @@ def check_fusion_weights(context: CheckContext) -> list[Problem]:
     ]
 
 
+def check_component_files(context: CheckContext) -> list[Problem]:
+    """Every file an encoder, fusion or scorer reads must exist: its ``Path`` parameters (a
+    checkpoint, a weights file, a model folder), resolved as at run time (relative ones beside
+    the config file). The store is left out: its folders are made on first use."""
+    if context.resolved is None:
+        return []
+    resolved = context.resolved
+    problems = []
+    for spec in (*resolved.encoders.values(), resolved.fusion, resolved.scorer):
+        for name, value in spec.config.__dict__.items():
+            if isinstance(value, Path) and not value.expanduser().exists():
+                problems.append((f"{spec.key}.{name}", f"plugin {spec.plugin!r}: file not found: {value}"))
+    return problems
+
+
 #: checks of a resolved config, in the order they run (see the module docstring)
-CHECKS: list[Callable[[CheckContext], list[Problem]]] = [check_fusion_weights]
+CHECKS: list[Callable[[CheckContext], list[Problem]]] = [check_fusion_weights, check_component_files]
 
 
 def check_config(path: str | Path, registry: Registry) -> CheckResult:

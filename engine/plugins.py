@@ -39,6 +39,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "polyrec.plugins.stores.lancedb",
     "polyrec.plugins.encoders.text_sentence_transformers",
     "polyrec.plugins.encoders.image_open_clip",
+    "polyrec.plugins.encoders.image_timm",
     "polyrec.plugins.encoders.audio_librosa",
     "polyrec.plugins.encoders.behavior",
     "polyrec.plugins.fusions.concat",

@@ -24,6 +24,7 @@ and searched in that encoder's own collection ``field__<slot>`` (same space, fla
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from polyrec.contracts import (
     matches,
     validate_filter,
 )
+from polyrec.contracts.media import names_file
 from polyrec.engine.assembly import Assembly
 from polyrec.engine.cold_start import PRIOR_FLAG, ColdStart, UserPrior
 from polyrec.engine.encoding import FieldEncoder
@@ -120,14 +122,16 @@ def query_modality(query: Any) -> str:
     """The modality a query value is in: text, image or audio."""
     if isinstance(query, str | Path):
         suffix = Path(query).suffix.lower()
-        is_file = Path(query).is_file()
+        is_file = names_file(query)
         if is_file and suffix in IMAGE_SUFFIXES:
             return "image"
         if is_file and suffix in AUDIO_SUFFIXES:
             return "audio"
+        if not is_file and (isinstance(query, Path) or _names_media_file(query, suffix)):
+            raise QueryError(f"file not found: {query}")  # a mistyped path, not a text query
         if isinstance(query, str):
             return "text"
-        raise QueryError(f"cannot tell the modality of {query}: not an existing image or audio file")
+        raise QueryError(f"cannot tell the modality of {query}: not an image or audio file")
     if isinstance(query, AudioClip):
         return "audio"
     if hasattr(query, "mode") and hasattr(query, "size"):  # a PIL image
@@ -135,6 +139,12 @@ def query_modality(query: Any) -> str:
     if isinstance(query, np.ndarray) and query.ndim in (2, 3):
         return "image"
     raise QueryError(f"cannot tell the modality of a {type(query).__name__} query: name the field to search")
+
+
+def _names_media_file(text: str, suffix: str) -> bool:
+    """Whether a string reads as the path of a picture or a sound (``photos/cat.jpg``, ``a.wav``)
+    rather than as text: a media suffix, and a folder or no blank in it."""
+    return suffix in IMAGE_SUFFIXES | AUDIO_SUFFIXES and ("/" in text or os.sep in text or not text.split()[1:])
 
 
 def _check(k: int, diversity: float, filter: Mapping[str, Any] | None) -> None:

@@ -267,6 +267,24 @@ def test_config_check_reports_every_problem_in_one_run(tmp_path: Path, capsys: p
     assert report["ok"] is True and report["problems"] == [] and report["slots"]["fusion"]["plugin"] == "first"
 
 
+def test_config_check_reports_a_missing_checkpoint_where_the_run_would_look(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "conf" / "polyrec.toml"
+    path.parent.mkdir()
+    path.write_text(
+        '[store]\nplugin = "memory"\n[encoders.photo]\nplugin = "timm"\ncheckpoint = "weights/lite0.pth"\n'
+        '[fusion]\nplugin = "weighted-concat"\n[scorer]\nplugin = "dot"\n'
+    )
+    assert main(["config", "check", str(path)]) == 2
+    problems = capsys.readouterr().err.splitlines()[1:]
+    missing = tmp_path / "conf" / "weights" / "lite0.pth"  # beside the config file, not in the cwd
+    assert problems == [f"  encoders.photo.checkpoint: plugin 'timm': file not found: {missing}"]
+    missing.parent.mkdir()
+    missing.write_bytes(b"weights")
+    assert main(["config", "check", str(path)]) == 0
+
+
 def test_config_check_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(tmp_path / "nope.toml")]) == 2
     assert "cannot read" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -238,13 +239,18 @@ def test_invalid_queries_are_clear_errors() -> None:
     with pytest.raises(QueryError, match="no configured encoder takes audio queries"):
         engine.search(b"RIFF....", modality="audio")
     assert engine.search("rocket", k=1, modality="text")[0].item == "a"
+    # a mistyped picture path is not a text query
+    for mistyped in ("photos/rocket.jpgg.png", "rocket.png", Path("photos") / "missing.wav"):
+        with pytest.raises(QueryError, match=f"^file not found: {re.escape(str(mistyped))}$"):
+            engine.search(mistyped)
+    assert engine.search("a photo of a rocket.png", k=1)[0].item == "a"  # words around it: text
 
 
 def test_fit_without_events_or_items_says_what_to_do() -> None:
     cfg = {"encoders": {"title": {"plugin": "bag-of-words"}, "taste": {"plugin": "behavior"}}}
     engine = fake_engine(**cfg)
     # an empty store: the message is about the missing items, not about users or events
-    with pytest.raises(PolyrecError, match="the store has no item vectors.*ingest the catalog first"):
+    with pytest.raises(PolyrecError, match=r"the store has no item vectors.*ingest the catalog first"):
         engine.fit()
     engine.ingest([{"id": "a", "title": "space rocket"}])
     with pytest.raises(PolyrecError, match="fit needs events"):
