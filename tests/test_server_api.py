@@ -475,16 +475,17 @@ def test_oversized_uploads_are_refused_with_the_limit(tmp_path: Path, media: tup
 # -- media -------------------------------------------------------------------------------------
 
 
-def test_media_serves_ingested_images_inside_the_media_dir(
+def test_media_serves_ingested_images_and_sounds_inside_the_media_dir(
     client: TestClient, media: tuple[Path, dict[str, Path]]
 ) -> None:
     response = client.get("/items/space-1/media/image")
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     assert response.content == media[1]["space-1"].read_bytes()
-    assert client.get("/items/space-1/media/title").status_code == 404  # not an image
+    assert client.get("/items/space-1/media/title").status_code == 404  # not a media file
     assert client.get("/items/space-1/media/colour").status_code == 404
     assert client.get("/items/nope/media/image").status_code == 404
-    assert client.get("/items/music-0/media/sound").status_code == 404  # audio is not served
+    sound = client.get("/items/music-0/media/sound")  # for the item page's audio player
+    assert sound.status_code == 200 and sound.content == media[1]["music-0"].read_bytes()
 
 
 def test_media_never_leaves_the_allowed_directories(tmp_path: Path, media: tuple[Path, dict[str, Path]]) -> None:

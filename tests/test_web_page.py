@@ -179,3 +179,106 @@ def test_swagger_ui_renders_the_operations_offline(browser_page: Page, server_ur
     docs.goto(server_url + "/redoc")
     expect(docs.locator("h1").first).to_contain_text("polyrec", timeout=30_000)
     docs.close()
+
+
+def _all_meta(page: Page, selector: str) -> list[str]:
+    return page.locator(f"{selector} .card .meta:not(.score)").all_inner_texts()
+
+
+def test_search_with_a_user_is_the_query_unless_the_blend_is_asked(browser_page: Page, server_url: str) -> None:
+    page = browser_page
+    page.goto(server_url + "/?user=ben")
+    expect(page.locator("#user-name")).to_have_text("ben")
+    expect(page.locator("#search-options")).to_be_visible()
+    expect(page.locator("#personalise")).not_to_be_checked()
+    page.fill("#search-input", "a cat")
+    page.click("#search-form button[type=submit]")
+    results = page.locator("#search-results .card")
+    expect(results.first).to_be_visible()
+    seen = set(TOPICS["cats"][:3])  # ben's history: never in his results unless asked
+    titles = results.locator(".title").all_inner_texts()
+    assert titles and not seen & set(titles), titles
+    assert "personalized" not in page.locator("#search-section").inner_text()
+    page.check("#personalise")
+    expect(page.locator("#search-title")).to_contain_text("blended with ben's taste")
+    assert "blend=0.3" in page.url
+    page.check("#include-seen")
+    expect(page.locator("#search-results .card .title").filter(has_text=TOPICS["cats"][0])).to_have_count(1)
+
+
+def test_clicking_an_item_shows_its_details_and_similar_items(browser_page: Page, server_url: str) -> None:
+    page = browser_page
+    page.goto(server_url + "/?user=ben")
+    first = page.locator("#recommendations .card").first
+    expect(first).to_be_visible()
+    title = first.locator(".title").inner_text()
+    first.click()
+    expect(page.locator("#item-section")).to_be_visible()
+    expect(page.locator("#item-title")).to_have_text(title)
+    details = page.locator("#item-details")
+    expect(details).to_contain_text("topic")
+    expect(details).to_contain_text("cats")
+    picture = details.locator("img.picture")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture.element_handle())
+    similar = page.locator("#similar .card")
+    expect(similar.first).to_be_visible()
+    assert similar.count() == 8
+    assert "topic: cats" in similar.first.locator(".meta:not(.score)").inner_text()
+    assert "item=" in page.url
+    page.keyboard.press("Tab")  # cards are reachable from the keyboard and open with Enter
+    similar.first.focus()
+    similar_title = similar.first.locator(".title").inner_text()
+    page.keyboard.press("Enter")
+    expect(page.locator("#item-title")).to_have_text(similar_title)
+    page.go_back()
+    expect(page.locator("#item-title")).to_have_text(title)
+
+
+def test_a_filter_narrows_results_and_a_misspelled_key_says_so(browser_page: Page, server_url: str) -> None:
+    page = browser_page
+    page.goto(server_url + "/?q=" + "a cup of espresso")
+    expect(page.locator("#search-results .card").first).to_be_visible()
+    assert any("topic: coffee" in meta for meta in _all_meta(page, "#search-results"))
+    page.fill("#filter-input", '{"topic": "cats"}')
+    page.click("#filter-form button[type=submit]")
+    expect(page.locator("#search-results .card .meta:not(.score)").first).to_contain_text("topic: cats")
+    metas = _all_meta(page, "#search-results")
+    assert metas and all("topic: cats" in meta for meta in metas), metas
+    page.fill("#filter-input", '{"topik": "cats"}')
+    page.click("#filter-form button[type=submit]")
+    expect(page.locator("#message")).to_contain_text("did you mean 'topic'")
+
+
+def test_the_url_restores_the_view_after_a_reload(browser_page: Page, server_url: str) -> None:
+    page = browser_page
+    page.goto(server_url + "/")
+    page.locator("#user-list button", has_text="ana").focus()  # the user list is keyboard-reachable
+    page.keyboard.press("Enter")
+    expect(page.locator("#user-name")).to_have_text("ana")
+    page.fill("#search-input", "a cup of espresso")
+    page.click("#search-form button[type=submit]")
+    expect(page.locator("#search-results .card").first).to_be_visible()
+    page.click("#browse")
+    expect(page.locator("#catalog .card")).to_have_count(20)
+    url = page.url
+    assert "user=ana" in url and "q=a+cup+of+espresso" in url and "catalog=1" in url
+    page.reload()
+    expect(page.locator("#user-name")).to_have_text("ana")
+    expect(page.locator("#search-title")).to_contain_text("a cup of espresso")
+    expect(page.locator("#catalog-info")).to_contain_text("page 1 of 1 · 20 items")
+    expect(page.locator("#user-list button.selected")).to_have_text("ana")
+
+
+def test_the_page_fits_420_pixels_without_horizontal_scroll(
+    browser_page: Page, server_url: str, tmp_path: Path
+) -> None:
+    browser = browser_page.context.browser
+    assert browser is not None
+    narrow = browser.new_page(viewport={"width": 420, "height": 900})
+    narrow.goto(server_url + "/?user=ben&q=a+cat&item=cats-0")
+    expect(narrow.locator("#similar .card").first).to_be_visible()
+    expect(narrow.locator("#recommendations .card").first).to_be_visible()
+    width = narrow.evaluate("document.documentElement.scrollWidth")
+    assert width <= 420, f"the page is {width} px wide at a 420 px viewport"
+    _screenshot(narrow, tmp_path, "narrow.png")
+    narrow.close()

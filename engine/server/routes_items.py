@@ -20,7 +20,15 @@ from polyrec.engine.server.item_files import confine_files
 from polyrec.engine.server.limits import ServerLimits
 from polyrec.engine.server.query_params import check_k, parse_filter
 from polyrec.engine.server.results import to_results
-from polyrec.engine.server.schemas import DeletedOut, IngestOut, ItemOut, ItemsIn, SimilarOut
+from polyrec.engine.server.schemas import (
+    CatalogItemOut,
+    CatalogPageOut,
+    DeletedOut,
+    IngestOut,
+    ItemOut,
+    ItemsIn,
+    SimilarOut,
+)
 
 __all__ = ["router", "check_batch"]
 
@@ -47,10 +55,30 @@ def upsert_items(body: ItemsIn, ctx: Context) -> IngestOut:
     items, refused = confine_files(items, encoders, ctx.limits.media_dirs, ctx.limits.max_media_bytes)
     with ctx.writes.lock:
         report = ctx.engine.ingest(items) if items else None
+    ctx.catalog.forget()
     if report is None:
         return IngestOut(stored=0, unchanged=0, pending=0, failures=refused)
     failures = refused + report.failures
     return IngestOut(stored=report.stored, unchanged=report.unchanged, pending=report.pending, failures=failures)
+
+
+@router.get("/items", response_model=CatalogPageOut, summary="The catalog, page by page (sorted by id)")
+def list_items(
+    ctx: Context,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, description="items per page")] = 24,
+) -> CatalogPageOut:
+    """Items with a fused vector, with their metadata and media URLs."""
+    limit = min(limit, ctx.limits.max_page)
+    ids = ctx.catalog.ids(ctx.engine)
+    page = ids[offset : offset + limit]
+    metadata = ctx.engine.item_metadata(page)
+    items = [
+        CatalogItemOut(item=item, metadata=metadata[item], media=ctx.media.links(item, metadata[item]))
+        for item in page
+        if item in metadata
+    ]
+    return CatalogPageOut(items=items, total=len(ids), offset=offset, limit=limit)
 
 
 @router.get("/items/{item_id:path}/similar", response_model=SimilarOut, summary="Items nearest an item")
@@ -66,17 +94,19 @@ def similar_items(
     if not ctx.engine.get_items([item_id]):
         raise ApiError(404, f"item {item_id!r} has no fused vector in the store (ingest it first)", field="item_id")
     results = ctx.engine.similar(item_id, k=k, filter=parsed, diversity=diversity)
+    if not results and parsed:
+        ctx.engine.check_filter_fields(parsed)  # a misspelled key: 400 naming the known fields
     return SimilarOut(item=item_id, results=to_results(results, ctx.media, explain=False))
 
 
 @router.get(
     "/items/{item_id:path}/media/{field}",
     response_class=FileResponse,
-    summary="An item's image",
-    responses={200: {"content": {"image/*": {}}}, 404: {"description": "no servable image"}},
+    summary="An item's image or sound",
+    responses={200: {"content": {"image/*": {}, "audio/*": {}}}, 404: {"description": "no servable file"}},
 )
 def item_media(item_id: str, field: str, ctx: Context) -> FileResponse:
-    """The image file an item's ``field`` names, when it lies inside an allowed media directory."""
+    """The image or audio file an item's ``field`` names, when it lies inside an allowed media directory."""
     metadata = item_metadata(ctx.engine, item_id)
     if metadata is None:
         raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
@@ -86,7 +116,7 @@ def item_media(item_id: str, field: str, ctx: Context) -> FileResponse:
     if path is None:
         raise ApiError(
             404,
-            f"field {field!r} of item {item_id!r} is not an image file inside the allowed media directories",
+            f"field {field!r} of item {item_id!r} is not an image or audio file inside the allowed media directories",
             field="field",
         )
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -105,6 +135,7 @@ def get_item(item_id: str, ctx: Context) -> ItemOut:
 def remove_item(item_id: str, ctx: Context) -> DeletedOut:
     with ctx.writes.lock:
         removed = ctx.engine.delete_items([item_id])
+    ctx.catalog.forget()
     if removed == 0:
         raise ApiError(404, f"item {item_id!r} is not in the store", field="item_id")
     return DeletedOut(deleted=item_id, records=removed)

@@ -48,6 +48,7 @@ _REQUEST_BODY = {
                     "field": {"type": "string"},
                     "filter": {"type": "string", "description": "metadata filter as JSON"},
                     "user_weight": {"type": "number", "default": 0.3},
+                    "exclude_seen": {"type": "boolean", "default": True},
                 },
             }
         },
@@ -101,7 +102,7 @@ async def _upload_bytes(upload: UploadFile, limit: int) -> bytes:
 
 def _run_search(ctx: ServerContext, query: Any, params: SearchIn, modality: str) -> list[Any]:
     try:
-        return ctx.engine.search(
+        results = ctx.engine.search(
             query,
             k=params.k,
             user=params.user,
@@ -109,11 +110,15 @@ def _run_search(ctx: ServerContext, query: Any, params: SearchIn, modality: str)
             filter=params.filter,
             user_weight=params.user_weight,
             modality=modality,
+            exclude_seen=params.exclude_seen,
         )
     except QueryError as exc:  # includes a named slot that does not take this modality
         raise ApiError(400, str(exc), field="field" if params.field else "query") from None
     except ValueError as exc:  # the encoder could not read the query (empty text, undecodable file)
         raise ApiError(400, f"query: {exc}", field="query") from None
+    if not results and params.filter:
+        ctx.engine.check_filter_fields(params.filter)  # a misspelled key: 400 naming the known fields
+    return results
 
 
 @router.post(
@@ -124,7 +129,9 @@ def _run_search(ctx: ServerContext, query: Any, params: SearchIn, modality: str)
 )
 async def search(request: Request, ctx: Context) -> SearchOut:
     """JSON ``{"query": "...", "k": 10}``, or a multipart form with ``file`` (image/audio) or
-    ``query`` plus the same optional fields. ``user`` blends in that user's taste."""
+    ``query`` plus the same optional fields. ``user`` leaves out the items that user has seen
+    (unless ``exclude_seen`` is false) and blends in their taste by ``user_weight`` (0: the
+    query alone). A filter whose keys no item has is a 400 naming the known fields."""
     content_type = request.headers.get("content-type", "").lower()
     upload: UploadFile | None = None
     if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
