@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from polyrec.contracts import VectorRecord
-from polyrec.plugins.stores.lancedb.memory_index import MemoryANN
 from polyrec.plugins.stores.lancedb import LanceDBStore, auto_num_partitions
+from polyrec.plugins.stores.lancedb.memory_index import MemoryANN
 
 DIM = 16
 
@@ -62,7 +62,9 @@ def test_upsert_replaces_delete_removes_and_scores_are_inner_products(exact_belo
     found, scores, metadata = memory.search(query, 10, nprobes=memory.partitions)  # every partition: exact
     assert found == exact_ids(ids, vectors, query, 10)
     np.testing.assert_allclose(scores, vectors[[int(i[1:]) for i in found]] @ query, atol=1e-5)
-    assert metadata[0] == '{"row": 7}'
+    assert metadata[0] == {"row": 7}
+    metadata[0]["row"] = "changed by a caller"
+    assert memory.search(query, 1, nprobes=memory.partitions)[2] == [{"row": 7}]  # callers get copies
 
     moved = -vectors[7]  # i7 now points away from its old neighbours
     memory.upsert(["i7", "new"], np.stack([moved, query]), ['{"row": "moved"}', '{"row": "new"}'])
@@ -70,11 +72,11 @@ def test_upsert_replaces_delete_removes_and_scores_are_inner_products(exact_belo
     found, _, metadata = memory.search(query, 2_000, nprobes=memory.partitions)
     assert len(memory) == len(found) == 2_000  # +new, -i8; i7 replaced, not duplicated
     assert found[0] == "new" and found[-1] == "i7" and "i8" not in found
-    assert metadata[-1] == '{"row": "moved"}'
+    assert metadata[-1] == {"row": "moved"}
     got, got_vectors, got_metadata = memory.get(["i7", "i8", "new", "i9", "i7"])
     assert got == ["i7", "new", "i9", "i7"]  # missing ids left out, order and repeats kept
     np.testing.assert_array_equal(got_vectors, np.stack([moved, query, vectors[9], moved]))
-    assert got_metadata[:2] == ['{"row": "moved"}', '{"row": "new"}']
+    assert got_metadata[:2] == [{"row": "moved"}, {"row": "new"}]
 
 
 def test_an_ivf_search_probing_too_few_rows_widens_to_return_k() -> None:

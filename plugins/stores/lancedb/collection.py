@@ -89,11 +89,14 @@ def _vectors_of(table: pa.Table, dim: int) -> np.ndarray:
 
 
 def _records_of(table: pa.Table, dim: int) -> list[VectorRecord]:
-    vectors = _vectors_of(table, dim)
-    ids = table.column("id").to_pylist()
-    metadata = table.column("metadata").to_pylist()
+    metadata = [json.loads(values) for values in table.column("metadata").to_pylist()]
+    return _records(table.column("id").to_pylist(), _vectors_of(table, dim), metadata)
+
+
+def _records(ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[dict[str, Any]]) -> list[VectorRecord]:
+    # rows read back from the store were validated on their way in: no second validation per row
     return [
-        VectorRecord(id=item_id, vector=vectors[row], metadata=json.loads(metadata[row]))
+        VectorRecord.model_construct(id=item_id, vector=vectors[row], metadata=metadata[row])
         for row, item_id in enumerate(ids)
     ]
 
@@ -104,12 +107,16 @@ def _ids_in(ids: Sequence[str]) -> Iterator[str]:
         yield "id IN (" + ", ".join(map(sql_string, unique[start : start + _IN_CHUNK])) + ")"
 
 
-_Ranked = tuple[list[str], np.ndarray, list[str]]  # ids, scores, metadata JSON; best first
+_Ranked = tuple[list[str], np.ndarray, list[dict[str, Any]]]  # ids, scores, metadata; best first
+
+
+def _decoded(table: pa.Table) -> list[dict[str, Any]]:
+    return [json.loads(values) for values in table.column("metadata").to_pylist()]
 
 
 def _ranked(table: pa.Table) -> _Ranked:
     scores = 1.0 - table.column("_distance").to_numpy().astype(np.float64)
-    return table.column("id").to_pylist(), scores, table.column("metadata").to_pylist()
+    return table.column("id").to_pylist(), scores, _decoded(table)
 
 
 @dataclass
@@ -311,11 +318,7 @@ class LanceCollection(Collection):
         if not ids:
             return []
         if self._memory is not None:  # only once built: a get() alone is no reason to load every vector
-            found_ids, vectors, metadata = self._synced_memory().get(ids)
-            return [
-                VectorRecord(id=item_id, vector=vectors[row], metadata=json.loads(metadata[row]))
-                for row, item_id in enumerate(found_ids)
-            ]
+            return _records(*self._synced_memory().get(ids))
         found = {record.id: record for record in self._do(self._get(ids), "get")}
         return [found[item_id] for item_id in ids if item_id in found]
 
@@ -339,7 +342,7 @@ class LanceCollection(Collection):
         else:
             ids, scores, metadata = self._do(self._search(query, k, where), "search")
         hits = [
-            Hit(id=item_id, score=float(score), metadata=json.loads(values))
+            Hit.model_construct(id=item_id, score=float(score), metadata=values)
             for item_id, score, values in zip(ids, scores, metadata, strict=True)
         ]
         return [hit for hit in hits if matches(hit.metadata, filter)]  # a safety net: the SQL is exact
@@ -419,7 +422,7 @@ class LanceCollection(Collection):
         scores = _vectors_of(table, self.dim) @ query
         top = np.argsort(-scores, kind="stable")[:k]
         ids, metadata = table.column("id").to_pylist(), table.column("metadata").to_pylist()
-        return [ids[i] for i in top], scores[top], [metadata[i] for i in top]
+        return [ids[i] for i in top], scores[top], [json.loads(metadata[i]) for i in top]
 
     def count(self) -> int:
         return self._do(self._table.count_rows(), "count")

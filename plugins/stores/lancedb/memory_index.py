@@ -19,6 +19,7 @@ Thread safety: one lock per index; faiss's own threads are left to its defaults.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,12 +30,18 @@ __all__ = ["MemoryANN"]
 
 _MIN_TRAIN_PER_PARTITION = 39  # faiss warns below this many training points per centroid
 _MAX_TRAIN_PER_PARTITION = 256  # faiss samples down to this anyway
+#: rows whose decoded metadata is kept (the hot ones: those searches and gets return)
+DECODED_ROWS = 200_000
 
 
 class MemoryANN:
     """Item vectors with string ids and metadata JSON, searchable by inner product.
 
-    ``get`` returns stored vectors by id (bit-exact copies). ``partitions(rows)`` gives the
+    ``get`` returns stored vectors by id (bit-exact copies). Both ``get`` and ``search``
+    return metadata decoded (a fresh dict per row): the JSON of the rows returned is parsed
+    once and the result kept for the ``DECODED_ROWS`` rows most recently decoded, so a hot
+    item costs no JSON parsing. A row's label is never reused, so a kept decoding never
+    goes stale: a replaced row gets a new label. ``partitions(rows)`` gives the
     IVF partition count for a build over ``rows`` rows.
     ``needs_rebuild`` turns true once the rows outgrow the kind of index built (past
     ``exact_below``, or ``retrain_growth`` times the rows an IVF index was trained on).
@@ -60,6 +67,7 @@ class MemoryANN:
         self._slot: dict[str, int] = {}  # item id -> faiss label
         self._ids: list[str | None] = []  # faiss label -> item id (None once deleted)
         self._metadata: list[str | None] = []  # faiss label -> metadata JSON
+        self._decoded: dict[int, dict[str, Any]] = {}  # faiss label -> decoded metadata (hot rows)
         self._index: Any = None
         self.partitions = 0  # 0: exact
         self.trained_rows = 0
@@ -96,6 +104,7 @@ class MemoryANN:
         with self._lock:
             self._index, self.partitions, self.trained_rows = index, partitions, rows
             self._ids, self._metadata = list(ids), list(metadata)
+            self._decoded = {}
             self._slot = {item_id: label for label, item_id in enumerate(self._ids)}
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[str]) -> None:
@@ -122,20 +131,32 @@ class MemoryANN:
             return
         for label in labels:
             self._ids[label] = self._metadata[label] = None
+            self._decoded.pop(label, None)
         array = np.asarray(labels, dtype=np.int64)  # the only selector a hashtable direct map takes
         self._index.remove_ids(faiss.IDSelectorArray(len(array), faiss.swig_ptr(array)))
 
-    def get(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, list[str]]:
-        """The rows of those ``ids`` that exist, in the order asked: ids, vectors, metadata JSON."""
+    def _decoded_locked(self, labels: Sequence[int]) -> list[dict[str, Any]]:
+        out = []
+        for label in labels:
+            decoded = self._decoded.get(label)
+            if decoded is None:
+                decoded = self._decoded[label] = json.loads(self._metadata[label])  # type: ignore[arg-type]
+            out.append(dict(decoded))  # a copy: callers may change theirs
+        while len(self._decoded) > DECODED_ROWS:  # drop the oldest decodings (dicts keep insertion order)
+            del self._decoded[next(iter(self._decoded))]
+        return out
+
+    def get(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+        """The rows of those ``ids`` that exist, in the order asked: ids, vectors, metadata."""
         with self._lock:
             found = [item_id for item_id in ids if item_id in self._slot]
             labels = np.fromiter((self._slot[item_id] for item_id in found), np.int64, count=len(found))
             vectors = self._index.reconstruct_batch(labels) if len(labels) else np.empty((0, self.dim), np.float32)
-            metadata = [self._metadata[label] for label in labels]
-        return found, vectors, metadata  # type: ignore[return-value]  # live labels only
+            metadata = self._decoded_locked(labels.tolist())
+        return found, vectors, metadata
 
-    def search(self, query: np.ndarray, k: int, nprobes: int) -> tuple[list[str], np.ndarray, list[str]]:
-        """The top ``k`` rows by inner product, best first: ids, scores, metadata JSON."""
+    def search(self, query: np.ndarray, k: int, nprobes: int) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+        """The top ``k`` rows by inner product, best first: ids, scores, metadata."""
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
         with self._lock:
             k = min(k, len(self._slot))
@@ -148,7 +169,7 @@ class MemoryANN:
                 found = labels[0] >= 0
             labels, scores = labels[0][found], scores[0][found].astype(np.float64)
             ids = [self._ids[label] for label in labels]
-            metadata = [self._metadata[label] for label in labels]
+            metadata = self._decoded_locked(labels.tolist())
         return ids, scores, metadata  # type: ignore[return-value]  # live labels only
 
     def _search_locked(self, query: np.ndarray, k: int, nprobes: int) -> tuple[np.ndarray, np.ndarray]:
