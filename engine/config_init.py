@@ -6,7 +6,7 @@ What each column becomes is decided from its values, never from a known data set
   the first column with unique values (``[columns] item_id``);
 - **image / audio** columns: strings whose file extension says so, or whose files (a few,
   resolved next to the catalog) start with an image or audio signature; they get the
-  ``open-clip`` (when CLIP weights are available offline) or ``librosa`` encoder;
+  image encoder the quickstart would pick (pretrained weights on this machine) or ``librosa``;
 - **text** columns (several words, or mostly distinct strings such as titles) and **tag
   lists** become one derived ``text`` field for the ``sentence-transformers`` encoder;
 - **numbers, dates, categories and links** stay metadata: filterable, not encoded;
@@ -21,9 +21,8 @@ comments at the top of the config.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,7 +156,7 @@ def profile_column(name: str, values: Sequence[Any], base_dir: Path | None = Non
         return ColumnProfile(name, "link", "web links")
     words = float(np.mean([len(_WORD.findall(text)) for text in texts]))
     distinct = len(set(texts)) / len(texts)
-    if words < 3 and _is_date(texts):
+    if all(any(ch.isdigit() for ch in text) for text in texts) and _is_date(texts):
         return ColumnProfile(name, "date", "dates")
     if words >= 3:
         return ColumnProfile(name, "text", f"text ({words:.1f} words on average)")
@@ -181,7 +180,7 @@ class _Source:
 
 
 def _table(path: Path) -> pd.DataFrame:
-    from polyrec.engine.evaluate.loaders import read_table
+    from polyrec.engine.readers import read_table
 
     return read_table(path)
 
@@ -273,10 +272,10 @@ def _relative(path: Path, to: Path) -> str:
 def _image_slot(name: str) -> tuple[dict[str, Any] | None, str]:
     from polyrec.engine.quickstart.image_weights import choose
 
-    choice = choose(allow_download=False)
+    choice = choose()
     if choice.slot is None:
-        return None, f"{name}: images, not encoded - no CLIP weights available offline (add an open-clip slot later)"
-    return {**choice.slot, "field": name}, f"encoders.{name}: open-clip ({choice.message})"
+        return None, f"{name}: images, not encoded ({choice.message})"
+    return {**choice.slot, "field": name}, f"encoders.{name}: {choice.slot['plugin']} ({choice.message})"
 
 
 def _behavior_slot(events: pd.DataFrame, item_column: str) -> tuple[dict[str, Any], str]:
@@ -397,11 +396,3 @@ def render(result: InitResult, header: str) -> str:
     comments = [f"# {header}", "# Relative paths are relative to this file. Decisions:"]
     comments += [f"#   {line}" for line in result.decisions]
     return "\n".join(comments) + "\n" + body
-
-
-def describe(profiles: Sequence[ColumnProfile]) -> str:
-    return json.dumps({p.name: p.kind for p in profiles})
-
-
-def column_kinds(result: InitResult) -> Mapping[str, str]:
-    return {profile.name: profile.kind for profile in result.profiles}
