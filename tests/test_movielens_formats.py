@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from movielens_formats import ML100K, write_grouplens_100k, write_grouplens_latest
+
 from polyrec.engine.evaluate.loaders import load_dataset
 from polyrec.engine.evaluate.runner import read_evaluation_config
 from polyrec.engine.evaluate.splits import make_split

@@ -135,3 +135,27 @@ def test_dataset_users_files(tmp_path: Path) -> None:
         with _engine(tmp_path / directory.name, "memory") as engine:
             assert engine.add_users(directory) == 1
             assert engine.users(["u1"]) == expected
+
+
+def test_users_through_the_http_api(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from polyrec.engine.server.app import create_app
+
+    users = _users()
+    engine = _engine(tmp_path, "lancedb")
+    engine.ingest(_catalog())
+    engine.add_events(_events(users))
+    with TestClient(create_app(engine)) as client:
+        body = {"users": [{"id": u["user"], "attributes": {"side": u["side"], "age": u["age"]}} for u in users]}
+        assert client.post("/users", json=body).json() == {"stored": len(users)}
+        assert (
+            client.post("/users", json={"users": [{"id": "newbie", "attributes": {"side": "right"}}]}).status_code
+            == 200
+        )
+        assert client.get("/users/newbie/attributes").json() == {"user": "newbie", "attributes": {"side": "right"}}
+        assert client.get("/users/nobody/attributes").status_code == 404
+        assert client.post("/users", json={"users": [{"attributes": {}}]}).status_code == 422
+        engine.fit()
+        answer = client.get("/users/newbie/recommendations", params={"k": 5}).json()
+        assert {r["item"][:-1] for r in answer["results"]} == {"right"}

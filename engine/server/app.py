@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from polyrec.contracts import PolyrecConfig, PolyrecError
 from polyrec.engine.engine import Engine
 from polyrec.engine.plugins import PolyrecPluginManager, polyrec_version
-from polyrec.engine.server import routes_items, routes_search, routes_users
+from polyrec.engine.server import routes_items, routes_search, routes_user_attributes, routes_users
 from polyrec.engine.server.api_docs import install_api_docs
 from polyrec.engine.server.auth import AccessGuard, AccessPolicy, access_from_environment, api_key_dependencies
 from polyrec.engine.server.context import Context, ServerContext
@@ -110,7 +110,7 @@ def create_app(
         )
     install_error_handlers(app)
     security = api_key_dependencies() if access.keys else []  # the "Authorize" button of /docs
-    for module in (routes_items, routes_users, routes_search):
+    for module in (routes_items, routes_users, routes_user_attributes, routes_search):
         app.include_router(module.router, dependencies=security)
     _add_service_routes(app)
     install_api_docs(app)  # before the web page: its assets live under /static/
