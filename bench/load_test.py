@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -44,6 +45,9 @@ TOPICS = {
 QUERIES = ["a rocket to the moon", "italian pasta recipe", "jazz piano trio", "football match highlights"]
 BASE_TIME = 1_700_000_000.0
 START_TIMEOUT_S = 300.0
+#: every request carries this key: the load test runs with authentication on, as a deployment would
+API_KEY = "prk_load-test-" + secrets.token_urlsafe(16)
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @dataclass
@@ -70,7 +74,9 @@ class LoadReport:
 
     @property
     def ok(self) -> bool:
-        return self.server_errors == 0 and not self.transport_errors and self.lost_events == 0 and self.requests > 0
+        refused = self.statuses[401] + self.statuses[403]  # the key must work for every request
+        ok = self.server_errors == 0 and not self.transport_errors and self.lost_events == 0 and refused == 0
+        return ok and self.requests > 0
 
     def summary(self) -> str:
         lines = [
@@ -118,7 +124,7 @@ def serve(config: Path, port: int, log: Path) -> Iterator[str]:
     """``polyrec serve`` in a subprocess; yields its URL once /health answers; SIGTERM on exit."""
     import httpx
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "POLYREC_API_KEYS": f"read+write:{API_KEY}"}
     command = [sys.executable, "-m", "polyrec.engine.cli", "serve", "--config", str(config), "--port", str(port)]
     command += ["--host", "127.0.0.1", "--log-level", "warning"]
     with log.open("ab") as output:
@@ -164,7 +170,7 @@ def catalog(size: int, rng: random.Random) -> list[dict[str, Any]]:
 def seed(url: str, items: list[dict[str, Any]]) -> None:
     import httpx
 
-    with httpx.Client(base_url=url, timeout=600) as client:
+    with httpx.Client(base_url=url, timeout=600, headers=AUTH) as client:
         for start in range(0, len(items), 100):
             response = client.post("/items", json={"items": items[start : start + 100]})
             response.raise_for_status()
@@ -209,7 +215,7 @@ def client_loop(work: Workload, seed_value: int) -> None:
     import httpx
 
     rng = random.Random(seed_value)
-    with httpx.Client(base_url=work.url, timeout=60) as client:
+    with httpx.Client(base_url=work.url, timeout=60, headers=AUTH) as client:
         while work.take():
             roll = rng.random()
             operation, call = _pick(work, rng, client, roll)
@@ -264,7 +270,7 @@ def verify(url: str, acked: dict[str, list[tuple[str, float]]], report: LoadRepo
     """Count acknowledged events that a restarted server does not return."""
     import httpx
 
-    with httpx.Client(base_url=url, timeout=120) as client:
+    with httpx.Client(base_url=url, timeout=120, headers=AUTH) as client:
         report.stored_events = int(client.get("/health").json()["events"])
         for user, events in acked.items():
             response = client.get(f"/users/{user}/events")

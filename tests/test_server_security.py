@@ -173,3 +173,17 @@ def test_keys_from_the_environment() -> None:
     assert ring.find("prk_c") is None
     with pytest.raises(ValueError, match="POLYREC_API_KEYS"):
         load_keys(None, environ={"POLYREC_API_KEYS": "admin:prk_a"})
+
+
+def test_worker_processes_get_the_policy_without_secrets() -> None:
+    from polyrec.engine.server.auth import ACCESS_ENV, access_environment, access_from_environment
+
+    policy = AccessPolicy(keys=KEYS, allowed_hosts=("localhost", "api.example"), cors_origins=("https://a.example",))
+    text = access_environment(policy)
+    assert READER not in text and WRITER not in text  # digests only
+    again = access_from_environment({ACCESS_ENV: text})
+    assert (
+        again is not None and again.allowed_hosts == policy.allowed_hosts and again.cors_origins == policy.cors_origins
+    )
+    assert again.keys.find(WRITER).scopes == {"read", "write"} and again.keys.find("prk_other") is None
+    assert access_from_environment({}) is None
