@@ -12,7 +12,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TEMPLATE := examples/plugin-template
 TEMPLATE_SOURCES := $(TEMPLATE)/pyproject.toml $(shell find $(TEMPLATE)/src -name '*.py' 2>/dev/null)
 
-.PHONY: install test lint format demo bench load browser
+.PHONY: install test lint format demo bench load scale browser speech
 
 install: $(STAMP)
 
@@ -48,9 +48,21 @@ load: install
 	@if [ ! -f bench/load_test.py ]; then echo "bench/load_test.py is not written yet" >&2; exit 1; fi
 	$(PY) bench/load_test.py
 
+# Two-node Ray on this machine, the worker node killed part way through an ingest (minutes; not in `make test`).
+scale: install
+	$(PY) bench/scale_test.py
+
 # Headless Chromium (Debian's package) for tests/test_web_page.py, which skips without it. Idempotent.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get update && $$sudo apt-get install -y chromium; }
 	@chromium --version 2>/dev/null
+
+# Debian's espeak-ng, which says words in many voices: real speech for tests/test_encoder_audio.py
+# (skipped without it) and bench/bench_audio_features.py. Idempotent.
+speech:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update && $$sudo apt-get install -y espeak-ng; }
+	@espeak-ng --version 2>/dev/null

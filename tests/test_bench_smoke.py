@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -40,3 +42,27 @@ def test_bench_recommend_compares_the_engine_with_exact_retrieval() -> None:
     assert set(rows) == {"engine", "engine, LanceDB index", "exact (numpy)"}, out
     assert float(rows["exact (numpy)"][-1]) == 1.0  # the reference against itself
     assert float(rows["engine"][-1]) >= 0.8, out  # recall@10 of the engine's answer
+
+
+def test_bench_audio_features_reports_every_method_on_both_sets() -> None:
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (make speech)")
+    out = run("bench_audio_features.py", "--words", "4", "--speakers", "3")
+    for split in ("dev", "held-out"):
+        for method in ("raw MFCC mean+std", "features v1", "features v2"):
+            row = re.search(rf"^\s*{split}\s+{re.escape(method)}\s+precision@5 ([0-9.]+)", out, re.MULTILINE)
+            assert row and 0.0 <= float(row.group(1)) <= 1.0, f"no {split} {method} row in:\n{out}"
+        assert re.search(rf"^\s*{split}\s+vs raw MFCC: features v1 [0-9.]+x, features v2 [0-9.]+x", out, re.MULTILINE)
+
+
+def test_bench_image_ingest_compares_polyrec_ingest_with_raw_timm() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("timm") is None or importlib.util.find_spec("skimage") is None:
+        pytest.skip("timm (image extra) or scikit-image is not installed")
+    out = run("bench_image_ingest.py", "--images", "8", "--repeat", "1")
+    for label in ("polyrec ingest", "raw timm", "forward only"):
+        assert re.search(rf"^\s*{label}\s+[0-9.]+ images/s", out, re.MULTILINE), out
+    assert re.search(r"ingest / raw timm throughput: [0-9.]+x \(target >= 0\.95x\)", out), out
