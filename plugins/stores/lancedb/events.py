@@ -16,6 +16,12 @@
 - Upkeep after an append (index builds, folds, compaction) commits on its own and may lose
   a race to another writer's commit: that is logged and left to the next append, never
   reported as a failed append (the events are stored).
+- ``read(user)`` answers repeated reads of a user from memory (the events of the most
+  recently read users, ``user_cache_events`` events at most): a read from the table costs a
+  hop into LanceDB's runtime and a query, most of a recommendation. The cache is dropped
+  by every append and erasure of this process, and when the table's version moves under
+  it (another process wrote), which is looked for every ``read_consistency_s``, as LanceDB
+  itself looks for other writers' commits.
 - ``erase_user`` deletes a user's rows and then rewrites the files that held them and
   removes every older version (:func:`~.runtime.purge_deleted`), so the rows are gone from
   disk, not only hidden.
@@ -24,8 +30,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -66,6 +74,9 @@ class LanceEventLog(EventLog):
         self._writes = 0
         self._last_seq = 0
         self._writing = threading.Lock()  # one append of this process at a time: increasing ``seq``
+        self._cache = _UserCache(store.config.user_cache_events)
+        self._cache_version: int | None = None  # the table version the cached reads are of
+        self._version_checked = -math.inf  # when it was last asked for (time.monotonic)
 
     @staticmethod
     def schema() -> pa.Schema:
@@ -125,7 +136,10 @@ class LanceEventLog(EventLog):
         with self._writing:
             columns["seq"] = self._next_seqs(len(rows))
             data = pa.table(columns, schema=self.schema())
-            commit_retrying(lambda: self._insert_absent(data), self._refresh, self._do, "append", "the event log")
+            try:
+                commit_retrying(lambda: self._insert_absent(data), self._refresh, self._do, "append", "the event log")
+            finally:
+                self._forget_reads()
             self._upkeep()
 
     async def _insert_absent(self, data: pa.Table) -> None:
@@ -166,14 +180,47 @@ class LanceEventLog(EventLog):
         with self._writing:
             found = self._do(self._table.count_rows(where), "count")
             if found:
-                commit_retrying(lambda: self._table.delete(where), self._refresh, self._do, "erase", "the event log")
+                try:
+                    commit_retrying(
+                        lambda: self._table.delete(where), self._refresh, self._do, "erase", "the event log"
+                    )
+                finally:
+                    self._forget_reads()
             # also when nothing was found: an erasure interrupted before this point left old versions
             self._do(purge_deleted(self._table), "pruning old versions")
         return found
 
     # -- reading --
 
+    def _forget_reads(self) -> None:
+        self._cache.clear()
+        self._version_checked = -math.inf  # the next read asks for the version this write made
+
+    def _current_version(self) -> int | None:
+        """The table's version, asked at most every ``read_consistency_s`` (None: never again)."""
+        interval = self._store.config.read_consistency_s
+        now = time.monotonic()
+        if self._cache_version is None or (interval is not None and now - self._version_checked >= interval):
+            self._version_checked = now
+            return self._do(self._table.version(), "reading the table version")
+        return self._cache_version
+
     def read(self, user: str | None = None) -> list[Event]:
+        if user is None:
+            return self._read(None)
+        generation = self._cache.generation
+        version = self._current_version()
+        if version != self._cache_version:
+            self._cache.clear()
+            self._cache_version, generation = version, self._cache.generation
+        cached = self._cache.get(user)
+        if cached is not None:
+            return list(cached)
+        events = self._read(user)
+        self._cache.put(user, events, generation)  # not if a write of ours ran meanwhile
+        return list(events)
+
+    def _read(self, user: str | None) -> list[Event]:
         query = self._table.query()
         if user is not None:
             query = query.where(f"user = {sql_string(user)}")
@@ -188,6 +235,39 @@ class LanceEventLog(EventLog):
 
     def count(self) -> int:
         return self._do(self._table.count_rows(), "count")
+
+
+class _UserCache:
+    """Events of the most recently read users, ``limit`` events at most. ``generation`` counts
+    clears, so a read that started before one does not store what it read."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.generation, self.size = limit, 0, 0
+        self._users: OrderedDict[str, list[Event]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._users.clear()
+            self.size = 0
+            self.generation += 1
+
+    def get(self, user: str) -> list[Event] | None:
+        with self._lock:
+            events = self._users.get(user)
+            if events is not None:
+                self._users.move_to_end(user)
+            return events
+
+    def put(self, user: str, events: list[Event], generation: int) -> None:
+        with self._lock:
+            if generation != self.generation or len(events) > self.limit or user in self._users:
+                return
+            self._users[user] = events
+            self.size += len(events)
+            while self.size > self.limit:
+                _, dropped = self._users.popitem(last=False)
+                self.size -= len(dropped)
 
 
 def _append_order(table: pa.Table) -> np.ndarray:

@@ -134,6 +134,9 @@ class LanceDBConfig(ComponentConfig):
         default=True,
         description="serve unfiltered searches from an in-memory faiss copy of the vectors (dim x 4 bytes a row)",
     )
+    user_cache_events: int = Field(
+        default=200_000, ge=0, description="events of recently read users the event log keeps in memory (0: none)"
+    )
     read_consistency_s: float | None = Field(
         default=5.0, ge=0, description="how stale reads may be when another process writes (None: never refresh)"
     )
