@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from polyrec.contracts import Collection, Encoder, ItemFailure, is_missing
+from polyrec.contracts import Collection, ConfigError, Encoder, ItemFailure, is_missing
 from polyrec.contracts.isolation import DEFAULT_BATCH_SIZE, describe_error, encode_isolated, is_fatal
 
 __all__ = ["DEFAULT_BATCH_SIZE", "HASH_KEY", "FieldEncoder", "describe_error", "is_fatal"]
@@ -85,6 +86,20 @@ class FieldEncoder:
             return item_id
         value = fields.get(self.field)
         return None if is_missing(value) else value
+
+    @contextmanager
+    def config_errors(self) -> Iterator[None]:
+        """A :class:`ConfigError` the encoder raises (e.g. its model cannot be loaded) names
+        this slot: ``model`` becomes ``encoders.<slot>.model``."""
+        try:
+            yield
+        except ConfigError as exc:
+            prefix = f"encoders.{self.slot}"
+            problems = [
+                (key if key.startswith("encoders.") else f"{prefix}.{key}" if key else prefix, message)
+                for key, message in exc.problems
+            ]
+            raise ConfigError(problems, exc.source) from exc
 
     def failure(self, item_id: str, exc: BaseException) -> ItemFailure:
         return ItemFailure(item_id=item_id, field=self.field, plugin=self.plugin, reason=describe_error(exc))
@@ -166,12 +181,13 @@ class FieldEncoder:
 
     def encode_values(self, values: Mapping[str, Any], dim: int) -> tuple[dict[str, np.ndarray], list[ItemFailure]]:
         """Prepare, encode and check ``values``; return vectors by item id and the failures."""
-        return encode_isolated(
-            self.encoder,
-            list(values),
-            list(values.values()),
-            dim=dim,
-            batch_size=self.batch_size,
-            field=self.field,
-            plugin=self.plugin,
-        )
+        with self.config_errors():
+            return encode_isolated(
+                self.encoder,
+                list(values),
+                list(values.values()),
+                dim=dim,
+                batch_size=self.batch_size,
+                field=self.field,
+                plugin=self.plugin,
+            )

@@ -177,7 +177,10 @@ class StoreLayout:
 
     def field_dim(self, encoder: FieldEncoder) -> int:
         known = self.manifest.known_dim(encoder.collection_name, encoder.provenance)
-        return known if known is not None else int(encoder.encoder.dim)
+        if known is not None:
+            return known
+        with encoder.config_errors():  # asking the dim may load the model
+            return int(encoder.encoder.dim)
 
     def field_dims(self) -> dict[str, int]:
         return {slot: self.field_dim(encoder) for slot, encoder in self.encoders.items()}

@@ -418,7 +418,8 @@ class Retriever:
 
     def _encode_query(self, encoder: FieldEncoder, query: Any) -> np.ndarray:
         try:
-            vector = np.asarray(encoder.encoder.encode_query(query), dtype=np.float32).reshape(-1)
+            with encoder.config_errors():
+                vector = np.asarray(encoder.encoder.encode_query(query), dtype=np.float32).reshape(-1)
         except NotImplementedError as exc:
             raise QueryError(f"slot {encoder.slot!r}: {exc}") from None
         dim = self.layout.field(encoder).dim

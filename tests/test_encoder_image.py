@@ -345,3 +345,32 @@ def test_module_import_is_lazy() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_tag_whose_weights_cannot_be_had_offline_fails_fast_naming_the_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's open-clip config on a machine without the hub: seconds, not a minute of
+    retries, and the error names encoders.poster and the ways out."""
+    from huggingface_hub import constants
+
+    from polyrec.engine.engine import Engine
+
+    with socket.socket() as sock:  # a loopback port nobody listens on stands for the unreachable hub
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "p.png")
+    config = {"store": {"plugin": "memory"}, "encoders": {"poster": {"plugin": "open-clip", "field": "poster_path"}}}
+    with Engine.from_config(config, base_dir=tmp_path) as engine, pytest.raises(ConfigError) as caught:
+        engine.ingest([{"id": "a", "poster_path": str(tmp_path / "p.png")}])
+    (key, message), *_ = caught.value.problems
+    assert key == "encoders.poster.pretrained"
+    assert "not in the local cache and the model hub cannot be reached" in message
+    assert "'checkpoint'" in message and "HF_HUB_OFFLINE" in message and 'plugin = "timm"' in message
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline by choice: the same advice
+    with Engine.from_config(config, base_dir=tmp_path) as engine, pytest.raises(ConfigError) as caught:
+        engine.ingest([{"id": "a", "poster_path": str(tmp_path / "p.png")}])
+    assert "HF_HUB_OFFLINE is set" in caught.value.problems[0][1]

@@ -115,6 +115,61 @@ def _file_stamp(path: Path) -> tuple[int, int]:
     return stat.st_mtime_ns, stat.st_size
 
 
+#: seconds to wait for the model hub before saying it cannot be reached
+HUB_PROBE_SECONDS = 3.0
+
+
+def _hub_reachable() -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname or "", url.port or 443), timeout=HUB_PROBE_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def _weights_cached(model_name: str, tag: str) -> bool:
+    """Whether the hub cache holds the weights of ``tag`` (open_clip's own file names)."""
+    import os
+
+    from huggingface_hub import try_to_load_from_cache
+
+    open_clip = _import_open_clip()
+    hub = (open_clip.pretrained.get_pretrained_cfg(model_name, tag) or {}).get("hf_hub", "")
+    if not hub:
+        return False
+    repo, filename = os.path.split(hub)
+    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    return any(isinstance(try_to_load_from_cache(repo, name), str) for name in names)
+
+
+def _check_weights_reachable(config: OpenClipConfig, tag: str) -> None:
+    """Fail in seconds, saying what to do, when a tag's weights are neither cached nor downloadable
+    (the hub client would otherwise retry for about a minute before failing)."""
+    offline = hub_offline_requested()
+    if not offline and _hub_reachable():
+        return
+    if _weights_cached(config.model, tag):
+        return
+    why = "HF_HUB_OFFLINE is set" if offline else "the model hub cannot be reached"
+    raise ConfigError(
+        [
+            (
+                "pretrained",
+                f"open_clip weights {tag!r} of model {config.model!r} are not in the local cache and {why}. "
+                "Set 'checkpoint' to a local weights file (e.g. open_clip_model.safetensors), or download them "
+                "once where the hub is reachable (then HF_HUB_OFFLINE=1 uses the cache), or use the offline "
+                'image encoder: plugin = "timm" (its weights install with polyrec[image])',
+            )
+        ]
+    )
+
+
 def _load(config: OpenClipConfig) -> _LoadedClip:
     weights = _weights_source(config)
     device = resolve_device(config.device)
@@ -123,6 +178,8 @@ def _load(config: OpenClipConfig) -> _LoadedClip:
     key = (config.model, weights, stamp, device)
     with _models_lock:
         if key not in _models:
+            if config.checkpoint is None and weights is not None and not config.model.startswith(_SCHEMAS):
+                _check_weights_reachable(config, weights)
             _models[key] = _load_uncached(config.model, weights, device)
         return _models[key]
 
