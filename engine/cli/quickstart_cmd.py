@@ -33,12 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"scorer plugin, e.g. target-attention (default: {DEFAULT_SCORER})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data (default: 0)")
     parser.add_argument("--image-checkpoint", type=Path, metavar="FILE",
-                        help="open_clip weights file: encode the pictures with it (offline, pictures are "
-                        "otherwise only shown, not encoded)")  # fmt: skip
+                        help="open_clip (CLIP) weights file: encode the pictures with it, so text queries find "
+                        "pictures too (default: timm EfficientNet-Lite0, offline ImageNet weights)")  # fmt: skip
     parser.add_argument("--image-model", default=DEFAULT_IMAGE_MODEL, metavar="NAME",
                         help=f"open_clip architecture of the weights (default: {DEFAULT_IMAGE_MODEL})")  # fmt: skip
     parser.add_argument("--no-download", action="store_true",
-                        help="never download CLIP weights, even when the hub is reachable")  # fmt: skip
+                        help="no effect: the quickstart downloads no weights (kept for old scripts)")  # fmt: skip
     parser.set_defaults(func=run)
 
 

