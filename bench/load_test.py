@@ -2,14 +2,16 @@
 (and search) against a real server on loopback, then the server is restarted and every
 acknowledged event must still be there.
 
-    python bench/load_test.py                       # 30 s, 16 clients (what `make load` runs)
-    python bench/load_test.py --seconds 5 --clients 4
+    python bench/load_test.py                       # 30 s, 16 clients, 1 then 2 workers (`make load`)
+    python bench/load_test.py --seconds 5 --clients 4 --workers 1
 
 Steps: start ``polyrec serve`` in a subprocess on a free 127.0.0.1 port over a fresh LanceDB
 directory (MiniLM titles, ``dot`` scorer); seed a small catalog; run the clients until the
 time or the request budget is spent; stop the server (SIGTERM) and start it again on the same
 directory; read every user's events back. Prints throughput and p50/p99 latency per
-operation; exits 1 on any 5xx, transport error or lost event. Nothing leaves the machine.
+operation; exits 1 on any 5xx, transport error or lost event. With ``--workers 1,2`` (the
+default) the whole test runs once per worker count (``polyrec serve --workers N``: N processes
+over one store) and a last table compares them. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class LoadReport:
     acked_events: int = 0
     lost_events: int = 0
     stored_events: int = 0
+    #: with several workers: seconds until an event posted through one replica was read back by every
+    #: replica (measured as 12 fresh connections in a row returning it), worst of a few probes
+    visible_after_s: float | None = None
     fallback_answers: int = 0
 
     @property
@@ -95,8 +100,20 @@ class LoadReport:
             f"events acknowledged: {self.acked_events}; after a restart: {self.stored_events} stored, "
             f"{self.lost_events} acknowledged events lost"
         )
+        if self.visible_after_s is not None:
+            lines.append(f"an event posted through one replica was read by all within {self.visible_after_s:.2f}s")
         lines.append("OK" if self.ok else "FAILED")
         return "\n".join(lines)
+
+    def row(self, workers: int) -> str:
+        """One line of the workers table: throughput and latency over every request."""
+        values = [value for latencies in self.latencies.values() for value in latencies]
+        p50, p99 = np.percentile(np.array(values) * 1000, [50, 99]) if values else (0.0, 0.0)
+        rate = self.requests / max(self.seconds, 1e-9)
+        return (
+            f"{workers:>7}{rate:>9.1f}{p50:>9.1f}{p99:>9.1f}{self.server_errors:>6}"
+            f"{len(self.transport_errors):>11}{self.lost_events:>6}  {'OK' if self.ok else 'FAILED'}"
+        )
 
 
 # -- the server process ---------------------------------------------------------------------------
@@ -120,13 +137,13 @@ def write_config(directory: Path, scorer: str) -> Path:
 
 
 @contextmanager
-def serve(config: Path, port: int, log: Path) -> Iterator[str]:
+def serve(config: Path, port: int, log: Path, workers: int = 1) -> Iterator[str]:
     """``polyrec serve`` in a subprocess; yields its URL once /health answers; SIGTERM on exit."""
     import httpx
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "POLYREC_API_KEYS": f"read+write:{API_KEY}"}
     command = [sys.executable, "-m", "polyrec.engine.cli", "serve", "--config", str(config), "--port", str(port)]
-    command += ["--host", "127.0.0.1", "--log-level", "warning"]
+    command += ["--host", "127.0.0.1", "--log-level", "warning", "--workers", str(workers)]
     with log.open("ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -266,6 +283,27 @@ def _after(work: Workload, operation: str, response: Any) -> None:
             work.report.fallback_answers += 1
 
 
+def probe_visibility(url: str, item: str, probes: int = 3, reads: int = 12, timeout_s: float = 60.0) -> float:
+    """Post one event per probe user, then read it on fresh connections (each may land on any
+    worker) until ``reads`` in a row return it; the worst time of the probes."""
+    import httpx
+
+    worst = 0.0
+    for probe in range(probes):
+        user = f"visibility-probe-{probe}"
+        with httpx.Client(base_url=url, timeout=120, headers=AUTH) as client:
+            client.post("/events", json={"events": [{"user": user, "item": item, "timestamp": 1.0}]}).raise_for_status()
+        posted, in_a_row = time.monotonic(), 0
+        while in_a_row < reads:
+            with httpx.Client(base_url=url, timeout=120, headers=AUTH) as fresh:  # a new connection: any worker
+                events = fresh.get(f"/users/{user}/events").json().get("events", [])
+            in_a_row = in_a_row + 1 if events else 0
+            if time.monotonic() - posted > timeout_s:
+                raise RuntimeError(f"{user}'s event was not visible on every replica after {timeout_s:.0f}s")
+        worst = max(worst, time.monotonic() - posted)
+    return worst
+
+
 def verify(url: str, acked: dict[str, list[tuple[str, float]]], report: LoadReport) -> None:
     """Count acknowledged events that a restarted server does not return."""
     import httpx
@@ -292,6 +330,7 @@ def run_load_test(
     scorer: str = "dot",
     workdir: Path | None = None,
     log: Callable[[str], Any] = print,
+    workers: int = 1,
 ) -> LoadReport:
     """Run the whole test (start, seed, load, restart, verify) and return its report."""
     with tempfile.TemporaryDirectory(prefix="polyrec-load-") as temporary:
@@ -301,8 +340,8 @@ def run_load_test(
         rng = random.Random(0)
         item_list = catalog(items, rng)
         report = LoadReport(clients=clients)
-        with serve(config, free_port(), server_log) as url:
-            log(f"server up at {url}; seeding {items} items")
+        with serve(config, free_port(), server_log, workers) as url:
+            log(f"server up at {url} ({workers} worker(s)); seeding {items} items")
             seed(url, item_list)
             log(f"{clients} clients for {seconds:.0f}s (at most {max_requests} requests)")
             work = Workload(url, users, [item["id"] for item in item_list], 0.0, max_requests, report)
@@ -314,6 +353,8 @@ def run_load_test(
             for thread in threads:
                 thread.join()
             report.seconds = time.monotonic() - started
+            if workers > 1:
+                report.visible_after_s = probe_visibility(url, item_list[0]["id"])
         log("server stopped; restarting it on the same store to check the events")
         with serve(config, free_port(), server_log) as url:
             verify(url, work.acked, report)
@@ -329,18 +370,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=200_000, help="request budget (default: 200000)")
     parser.add_argument("--scorer", default="dot", help="scorer plugin (default: dot)")
     parser.add_argument("--workdir", type=Path, help="keep the store and server log here (default: a temp dir)")
+    parser.add_argument("--workers", default="1,2", help="server processes, one run per count (default: 1,2)")
     args = parser.parse_args(argv)
-    report = run_load_test(
-        seconds=args.seconds,
-        clients=args.clients,
-        users=args.users,
-        items=args.items,
-        max_requests=args.max_requests,
-        scorer=args.scorer,
-        workdir=args.workdir,
-    )
-    print(report.summary())
-    return 0 if report.ok else 1
+    rows = []
+    for workers in [int(count) for count in args.workers.split(",")]:
+        workdir = args.workdir / f"workers-{workers}" if args.workdir is not None else None
+        report = run_load_test(
+            seconds=args.seconds,
+            clients=args.clients,
+            users=args.users,
+            items=args.items,
+            max_requests=args.max_requests,
+            scorer=args.scorer,
+            workdir=workdir,
+            workers=workers,
+        )
+        print(f"== {workers} worker(s)\n{report.summary()}")
+        rows.append((workers, report))
+    print(f"\n{'workers':>7}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'5xx':>6}{'transport':>11}{'lost':>6}")
+    for workers, report in rows:
+        print(report.row(workers))
+    return 0 if all(report.ok for _workers, report in rows) else 1
 
 
 if __name__ == "__main__":

@@ -38,3 +38,17 @@ def test_a_short_load_run_loses_nothing_and_never_fails(tmp_path: Path) -> None:
     assert {"post_events", "recommend"} <= set(report.latencies), summary
     assert report.statuses[200] == report.requests, summary  # valid requests only: every answer is a 200
     assert "p99 ms" in summary and "req/s" in summary
+
+
+@pytest.mark.slow
+def test_two_workers_over_one_store_lose_nothing_and_see_each_others_writes(tmp_path: Path) -> None:
+    """``polyrec serve --workers 2``: two processes over one LanceDB directory."""
+    load_test = load_module()
+    report = load_test.run_load_test(
+        seconds=3, clients=3, users=8, items=24, workdir=tmp_path, log=lambda message: None, workers=2
+    )
+    summary = report.summary()
+    assert report.ok, summary
+    assert report.server_errors == 0 and report.lost_events == 0 and report.acked_events > 0, summary
+    # every replica read an event posted through another within the store's read-consistency interval
+    assert report.visible_after_s is not None and report.visible_after_s < 5.0 + 5.0, summary

@@ -46,6 +46,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="directory item images may be served from; repeatable (default: the config file's folder)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes over the one store (default: 1); each sees the others' writes within the "
+        "store's read-consistency interval",
+    )
+    parser.add_argument(
         "--keys",
         type=Path,
         metavar="FILE",
@@ -121,8 +129,22 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from polyrec.engine.server.app import create_app
+    from polyrec.engine.server.auth import ACCESS_ENV, access_environment
 
-    limits, access = _limits(args), _access(args)
+    limits = _limits(args)
+    access = _access(args)
+    if args.workers > 1:
+        import os
+
+        from polyrec.engine.server.replica import ENVIRONMENT_KEY, FACTORY, replica_environment
+
+        # each worker process builds its own app; the store orders their writes (commit retries)
+        os.environ[ENVIRONMENT_KEY] = replica_environment(args.config, limits)
+        os.environ[ACCESS_ENV] = access_environment(access)  # digests only: no secret in the environment
+        uvicorn.run(
+            FACTORY, factory=True, host=args.host, port=args.port, log_level=args.log_level, workers=args.workers
+        )
+        return 0
     app = create_app(args.config, limits=limits, access=access)
     # one process: engine writes are serialised by an in-process lock
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
