@@ -41,6 +41,7 @@ from bench_store import synthetic_embeddings
 from polyrec.contracts import ComponentConfig, Encoder, hookimpl
 from polyrec.engine.engine import Engine
 from polyrec.engine.plugins import build_plugin_manager
+from polyrec.engine.threads import one_blas_thread
 
 K, CANDIDATES = 10, 200
 
@@ -91,6 +92,11 @@ def synthetic_events(matrix: np.ndarray, users: int, rng: np.random.Generator) -
 def exact_recommend(engine: Engine, matrix: np.ndarray, user: str) -> list[str]:
     """recommend() with exact top-200 retrieval by numpy over the in-memory matrix, no store reads
     for candidates (the history is read as the engine reads it)."""
+    with one_blas_thread():  # the request-time BLAS setting Engine.recommend runs under
+        return _exact_recommend(engine, matrix, user)
+
+
+def _exact_recommend(engine: Engine, matrix: np.ndarray, user: str) -> list[str]:
     history, seen = engine.retriever.history(user)
     scorer = engine.assembly.scorer
     query = np.asarray(scorer.query_vector(history), np.float32)

@@ -50,6 +50,7 @@ from polyrec.engine.plugins import PolyrecPluginManager, build_plugin_manager
 from polyrec.engine.readers import EventError, read_events, read_items, read_users, source_dir
 from polyrec.engine.registry import Registry
 from polyrec.engine.retrieval import DEFAULT_USER_WEIGHT, Retriever
+from polyrec.engine.threads import one_blas_thread
 from polyrec.engine.training import FitReport, run_fit
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "Engine", "FitReport", "IngestReport", "ItemDescription", "UserErasure"]
@@ -227,13 +228,15 @@ class Engine:
         diversity: float = 0.0,
     ) -> list[Recommendation]:
         """Top-k items for ``user``, explained by the history items that weighed most."""
-        return self.retriever.recommend(user, k, filter, exclude_seen, diversity)
+        with one_blas_thread():  # small products: see engine/threads.py
+            return self.retriever.recommend(user, k, filter, exclude_seen, diversity)
 
     def similar(
         self, item_id: str, k: int = 10, filter: Mapping[str, Any] | None = None, diversity: float = 0.0
     ) -> list[Recommendation]:
         """The k items nearest ``item_id`` in the fused space (itself excluded)."""
-        return self.retriever.similar(item_id, k, filter, diversity)
+        with one_blas_thread():
+            return self.retriever.similar(item_id, k, filter, diversity)
 
     def search(
         self,
@@ -256,7 +259,9 @@ class Engine:
 
     def item_ids(self, batch_size: int = 10_000) -> list[str]:
         """The ids of every item with a fused vector, sorted (a catalog listing; reads the collection)."""
-        return sorted(record.id for batch in self.assembly.layout.items().scan(batch_size=batch_size) for record in batch)
+        return sorted(
+            record.id for batch in self.assembly.layout.items().scan(batch_size=batch_size) for record in batch
+        )
 
     def metadata_fields(self, sample: int = 1000) -> list[str]:
         """The public metadata keys of up to ``sample`` stored items, sorted: what a filter can name."""

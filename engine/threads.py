@@ -1,0 +1,56 @@
+"""One BLAS thread while a request is answered.
+
+A recommendation multiplies small matrices (a few hundred candidates by a history of at
+most ``history_length`` items). OpenBLAS splits even those over all its threads, and on a
+machine whose cores are busy the product then waits for threads to be scheduled: measured
+at load 12 on 2 cores, a (230 x 384) @ (384 x 50) product took 32 ms p50 with the default
+threads and 0.2 ms with one. :func:`one_blas_thread` holds BLAS at one thread for the
+block. The limit is process-wide (BLAS has no per-thread setting), so overlapping blocks
+(requests answered on several threads) share one: the first sets it, the last restores
+the previous limits. Without ``threadpoolctl`` it does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["one_blas_thread"]
+
+_lock = threading.Lock()
+_holders = 0
+_limiter: Any = None
+
+
+@functools.cache
+def _controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()  # finds the loaded BLAS libraries once (a few ms)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread for the block (see the module docstring)."""
+    global _holders, _limiter
+    controller = _controller()
+    if controller is None:
+        yield
+        return
+    with _lock:
+        if _holders == 0:
+            _limiter = controller.limit(limits=1, user_api="blas")
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
