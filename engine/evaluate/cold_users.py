@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from polyrec.contracts import History
 from polyrec.engine.evaluate.dataset import Dataset
 from polyrec.engine.evaluate.protocols import CaseScorer, CatalogIndex, PopularityScorer, rank_cases
-from polyrec.engine.evaluate.splits import Cases, chronological_order
+from polyrec.engine.evaluate.splits import Cases, chronological_order, seeded_share
 from polyrec.engine.user_prior import blend_scores
 
 __all__ = [
@@ -61,12 +60,7 @@ class ColdUsersSplit:
 
 def pick_cold_users(dataset: Dataset, fraction: float, seed: int) -> frozenset[str]:
     """A seeded ``fraction`` of the users with events (first-appearance order before sampling)."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"cold-users: fraction must be in (0, 1), got {fraction}")
-    users = pd.unique(dataset.events["user"])
-    count = max(1, round(fraction * len(users)))
-    chosen = np.random.default_rng(seed).choice(len(users), size=count, replace=False)
-    return frozenset(users[chosen].tolist())
+    return seeded_share(dataset.events, "user", fraction, seed, "cold-users")
 
 
 def cold_users(

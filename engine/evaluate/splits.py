@@ -36,6 +36,7 @@ __all__ = [
     "chronological_order",
     "leave_one_out",
     "pick_cold_items",
+    "seeded_share",
     "cold_items",
     "make_split",
 ]
@@ -102,14 +103,19 @@ def leave_one_out(dataset: Dataset) -> Split:
     )
 
 
+def seeded_share(events: pd.DataFrame, column: str, fraction: float, seed: int, protocol: str) -> frozenset[str]:
+    """A seeded ``fraction`` of the distinct values of ``column`` (first-appearance order before sampling)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"{protocol}: fraction must be in (0, 1), got {fraction}")
+    values = pd.unique(events[column])
+    count = max(1, round(fraction * len(values)))
+    chosen = np.random.default_rng(seed).choice(len(values), size=count, replace=False)
+    return frozenset(values[chosen].tolist())
+
+
 def pick_cold_items(dataset: Dataset, fraction: float, seed: int) -> frozenset[str]:
     """A seeded ``fraction`` of the items that have events (in first-appearance order before sampling)."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"cold-items: fraction must be in (0, 1), got {fraction}")
-    items = pd.unique(dataset.events["item"])
-    count = max(1, round(fraction * len(items)))
-    chosen = np.random.default_rng(seed).choice(len(items), size=count, replace=False)
-    return frozenset(items[chosen].tolist())
+    return seeded_share(dataset.events, "item", fraction, seed, "cold-items")
 
 
 def cold_items(dataset: Dataset, fraction: float = 0.2, seed: int = 0) -> Split:
