@@ -127,6 +127,15 @@ def test_report_for_named_users(
         assert f">{topic}</span>" in page[: page.index('id="user-alice"')]  # the legend
     with Image.open(out / "embedding_map.png") as image:
         assert image.format == "PNG" and image.width >= 600
+    # the interactive map: a dot per item with its label as the hover text, nothing fetched
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    titles = re.findall(r"<title>([^<]+)</title>", svg)
+    assert len(titles) == 18 and "pasta sauce kitchen cook0 (cook)" in titles
+    assert "http" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "score: how well the item matches this history" in page and "largest attention weights" in page
+    # the placeholder's initials stay centred: no rule more specific than .noimg sets its display
+    css = page[page.index("<style>") : page.index("</style>")]
+    assert not re.search(r"\.card \.noimg[^{]*\{[^}]*display", css)
 
 
 def test_default_users_are_the_most_active(
@@ -138,7 +147,9 @@ def test_default_users_are_the_most_active(
     assert main(["report", "-c", str(project_dir / "polyrec.toml"), "--out", str(out), "--map-method", "pca"]) == 0
     page = (out / "report.html").read_text()
     assert re.findall(r'<section class="user" id="user-([^"]+)">', page) == ["bob", "alice", "carol"]
-    assert "chip" not in _section(page, "bob")  # no --color-by: no category tags
+    # no --color-by: the category-like field is picked, and the page says which
+    assert "coloured by &#x27;topic&#x27;, picked as the catalog&#x27;s category field" in page
+    assert 'class="chip"' in _section(page, "bob")
     assert "embedding_map.png" in page
 
 

@@ -1,15 +1,16 @@
 """``build_report``: the report folder for some users of a configured engine.
 
 Writes, under ``out_dir``: ``report.html``, ``embedding_map.png`` (every item's fused vector
-in 2-D, coloured by ``color_by``), ``map-<user>.png`` per user (their history and
+in 2-D, coloured by ``color_by``, or by the field :func:`pick_colour_field` finds; the page
+also has it as an interactive SVG with hover labels), ``map-<user>.png`` per user (their history and
 recommendations on the same map) and ``thumbs/`` (small copies of item pictures).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from polyrec.engine.report.embedding_map import (
     group_colours,
     project,
     sample_for_map,
+    svg_map,
 )
 from polyrec.engine.report.html import render_report
 from polyrec.engine.report.media import Thumbnails
@@ -28,7 +30,7 @@ from polyrec.engine.report.requirements import REPORT_PACKAGES, require
 if TYPE_CHECKING:
     from polyrec.engine.engine import Engine
 
-__all__ = ["REPORT_FILE", "MAP_FILE", "ReportOptions", "ReportFiles", "build_report"]
+__all__ = ["REPORT_FILE", "MAP_FILE", "ReportOptions", "ReportFiles", "build_report", "pick_colour_field"]
 
 REPORT_FILE = "report.html"
 MAP_FILE = "embedding_map.png"
@@ -64,8 +66,9 @@ def _user_map_name(user: str) -> str:
 
 def _draw_maps(
     engine: Engine, users: Sequence[UserView], out_dir: Path, options: ReportOptions
-) -> tuple[Path | None, dict[str, Path], dict[str, str]]:
-    """The item map and each user's map; returns their paths and the group colours."""
+) -> tuple[Path | None, dict[str, Path], dict[str, str], str | None]:
+    """The item map and each user's map; returns their paths, the group colours and the
+    interactive (SVG) item map."""
     ids, vectors = engine.item_matrix()
     shown = {item.id for user in users for item in user.history} | {
         rec.item.id for user in users for rec in user.recommendations
@@ -76,8 +79,10 @@ def _draw_maps(
     groups = [_group(metadata.get(item_id, {}), options.color_by) for item_id in ids]
     colours = group_colours(groups)
     if len(ids) == 0:
-        return None, {}, colours
+        return None, {}, colours, None
     coords = project(vectors[rows], options.map_method, seed=options.seed)
+    labels = [str(metadata.get(item_id, {}).get(options.label_field) or item_id) for item_id in ids]
+    interactive = svg_map(coords, labels, groups, colours)
     what = f"{len(ids)} items" + (f", coloured by {options.color_by}" if options.color_by else "")
     main = draw_map(coords, groups, colours, out_dir / MAP_FILE, f"Item vectors ({options.map_method}, {what})")
     user_maps = {}
@@ -88,7 +93,29 @@ def _draw_maps(
         draw_user_map(coords, ids, groups, colours, history, recommended, path, f"{user.user}: history and top-k")
         user.map_file = path.name
         user_maps[user.user] = path
-    return main, user_maps, colours
+    return main, user_maps, colours, interactive
+
+
+#: a field colours the map when its values are categories: 2 to this many distinct ones
+MAX_CATEGORIES = 12
+
+
+def pick_colour_field(engine: Engine, exclude: Collection[str] = (), sample: int = 2000) -> str | None:
+    """The metadata field whose values look most like categories (strings, 2 to
+    :data:`MAX_CATEGORIES` distinct values, on most items), or None when no field does."""
+    ids = engine.item_ids()[:sample]
+    rows = list(item_metadata(engine, ids).values())
+    best: tuple[float, str] | None = None
+    for name in sorted({key for row in rows for key in row} - set(exclude)):
+        values = [row[name] for row in rows if isinstance(row.get(name), str) and row[name]]
+        distinct = len(set(values))
+        coverage = len(values) / max(1, len(rows))
+        if coverage < 0.5 or not 2 <= distinct <= min(MAX_CATEGORIES, max(2, len(values) // 2)):
+            continue
+        score = coverage - distinct / 100  # most items covered, then fewer categories
+        if best is None or score > best[0]:
+            best = (score, name)
+    return best[1] if best else None
 
 
 def _group(metadata: Mapping[str, Any], color_by: str | None) -> str | None:
@@ -109,6 +136,12 @@ def build_report(
     """
     require("the report", REPORT_PACKAGES)
     options = options or ReportOptions()
+    subtitle = list(options.subtitle)
+    if options.color_by is None:
+        picked = pick_colour_field(engine, exclude={options.label_field})
+        if picked is not None:
+            options = replace(options, color_by=picked)
+            subtitle.append(f"coloured by {picked!r}, picked as the catalog's category field (--color-by FIELD)")
     out_dir.mkdir(parents=True, exist_ok=True)
     thumbnails = Thumbnails(out_dir, [*options.media_roots, Path.cwd()])
     views = []
@@ -126,10 +159,12 @@ def build_report(
         )
         if progress is not None:
             progress(1)
-    map_path, user_maps, colours = _draw_maps(engine, views, out_dir, options)
+    map_path, user_maps, colours, interactive = _draw_maps(engine, views, out_dir, options)
     if progress is not None:
         progress(1)
-    page = render_report(options.title, options.subtitle, views, colours, map_path.name if map_path else None)
+    page = render_report(
+        options.title, subtitle, views, colours, map_path.name if map_path else None, map_svg=interactive
+    )
     html_path = out_dir / REPORT_FILE
     html_path.write_text(page, encoding="utf-8")
     return ReportFiles(html_path, map_path, user_maps, views)

@@ -27,6 +27,7 @@ __all__ = [
     "sample_for_map",
     "draw_map",
     "draw_user_map",
+    "svg_map",
 ]
 
 MAP_METHODS = ("tsne", "pca")
@@ -64,6 +65,31 @@ def group_colours(groups: Sequence[str | None]) -> dict[str, str]:
             counts[group] = counts.get(group, 0) + 1
     ordered = sorted(counts, key=lambda group: (-counts[group], group))
     return {group: PALETTE[i] if i < len(PALETTE) else OTHER_COLOUR for i, group in enumerate(ordered)}
+
+
+def svg_map(coords: np.ndarray, labels: Sequence[str], groups: Sequence[str | None], colours: Mapping[str, str]) -> str:
+    """The item map as inline SVG: one dot per item in its group's colour, its label (and group)
+    as a tooltip on hover. Self-contained: no script, no file, nothing fetched."""
+    from html import escape
+
+    width, height, pad = 760, 520, 12
+    if len(coords) == 0:
+        return ""
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    span = np.where(high - low > 0, high - low, 1.0)
+    xy = (coords - low) / span * [width - 2 * pad, height - 2 * pad] + pad
+    dots = []
+    for (x, y), label, group in zip(xy, labels, groups):
+        colour = colours.get(group, OTHER_COLOUR) if group is not None else OTHER_COLOUR
+        tip = escape(f"{label} ({group})" if group else label)
+        dots.append(
+            f'<circle cx="{x:.1f}" cy="{height - y:.1f}" r="4.5" fill="{escape(colour)}" fill-opacity="0.85">'
+            f"<title>{tip}</title></circle>"
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="2-D map of the item vectors">{"".join(dots)}</svg>'
+    )
 
 
 def sample_for_map(ids: Sequence[str], max_points: int, keep: Collection[str] = (), seed: int = 0) -> np.ndarray:

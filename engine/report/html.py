@@ -32,7 +32,9 @@ nav a { margin-right: .8rem; }
 .strip { display: flex; flex-wrap: wrap; gap: .5rem; }
 .card { width: 112px; margin: 0; background: #fff; border: 1px solid #e2e2e2; border-radius: 6px; padding: 4px;
         font-size: .75rem; }
-.card img, .card .noimg { width: 104px; height: 104px; object-fit: cover; border-radius: 4px; display: block; }
+/* sizes only: .noimg keeps its own display:flex (a display here would win and un-centre the initials) */
+.card img, .card .noimg { width: 104px; height: 104px; object-fit: cover; border-radius: 4px; }
+.card img { display: block; }
 .card figcaption { margin-top: 3px; overflow-wrap: anywhere; }
 .noimg { display: flex; align-items: center; justify-content: center; color: #fff; font-weight: bold; }
 table.recs { border-collapse: collapse; width: 100%; background: #fff; }
@@ -48,6 +50,8 @@ table.recs { border-collapse: collapse; width: 100%; background: #fff; }
 .bar { display: inline-block; width: 90px; height: 8px; background: #eee; border-radius: 4px; flex: none; }
 .bar span { display: block; height: 8px; background: #4a78c2; border-radius: 4px; }
 .weight { font-family: ui-monospace, monospace; width: 3rem; }
+.svgmap svg { width: 100%; max-width: 760px; height: auto; border: 1px solid #ddd; background: #fff; }
+.svgmap circle:hover { stroke: #222; stroke-width: 2; }
 .flags { color: #a15c00; font-size: .75rem; }
 .usermap img { max-width: 520px; border: 1px solid #ddd; background: #fff; }
 """
@@ -108,7 +112,8 @@ def _reasons(recommendation: RecommendationView, colours: Mapping[str, str]) -> 
 
 def _recommendation_row(recommendation: RecommendationView, colours: Mapping[str, str]) -> str:
     item = recommendation.item
-    audio = f'<br><audio controls preload="none" src="{_e(item.audio)}"></audio>' if item.audio else ""
+    # preload="metadata": the player shows the clip's length before it is played
+    audio = f'<br><audio controls preload="metadata" src="{_e(item.audio)}"></audio>' if item.audio else ""
     flags = f"<br><span class='flags'>{_e(', '.join(recommendation.flags))}</span>" if recommendation.flags else ""
     return (
         f'<tr data-item="{_e(item.id)}"><td class="rank">{recommendation.rank}</td>'
@@ -132,6 +137,9 @@ def _user_section(user: UserView, colours: Mapping[str, str]) -> str:
             '<table class="recs"><thead><tr><th>#</th><th>item</th><th>score</th>'
             "<th>because of (history item, attention weight)</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
+            '<p class="note">score: how well the item matches this history as the scorer ranks it (higher is '
+            "closer; comparable within one user's list, not across users). Only the history items with the "
+            "largest attention weights are listed; the weights of all history items sum to 1.</p>"
         )
     else:
         parts.append("<p class='note'>(no recommendations)</p>")
@@ -150,18 +158,24 @@ def render_report(
     users: Sequence[UserView],
     colours: Mapping[str, str],
     map_file: str | None,
+    map_svg: str | None = None,
 ) -> str:
-    """The whole page as a string."""
+    """The whole page as a string. ``map_svg``: the interactive item map (hover a dot for its item)."""
     legend = " ".join(_chip(group, colours) for group in colours)
     head = [f"<h1>{_e(title)}</h1>", *(f'<p class="sub">{_e(line)}</p>' for line in subtitle)]
     nav = " ".join(f'<a href="#user-{_e(user.user)}">{_e(user.user)}</a>' for user in users)
     sections = [f"<header>{''.join(head)}</header>", f"<nav>Users: {nav}</nav>"]
     if map_file:
         sections.append(
-            f'<section class="map"><h2>Item map</h2><p class="sub">Every item\'s fused vector, in two dimensions; '
-            f"nearby dots are items the engine finds alike.</p>"
-            f'<a href="{_e(map_file)}"><img src="{_e(map_file)}" alt="2-D map of the item vectors"></a>'
-            f'<div class="legend">{legend}</div></section>'
+            '<section class="map"><h2>Item map</h2><p class="sub">Every item\'s fused vector, in two dimensions; '
+            "nearby dots are items the engine finds alike.</p>"
+            + (
+                f'<div class="svgmap">{map_svg}</div><p class="note">Hover a dot for its item. '
+                f'<a href="{_e(map_file)}">The same map as a picture</a>.</p>'
+                if map_svg
+                else f'<a href="{_e(map_file)}"><img src="{_e(map_file)}" alt="2-D map of the item vectors"></a>'
+            )
+            + f'<div class="legend">{legend}</div></section>'
         )
     sections += [_user_section(user, colours) for user in users]
     body = "\n".join(sections)
