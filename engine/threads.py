@@ -5,9 +5,10 @@ most ``history_length`` items). OpenBLAS splits even those over all its threads,
 machine whose cores are busy the product then waits for threads to be scheduled: measured
 at load 12 on 2 cores, a (230 x 384) @ (384 x 50) product took 32 ms p50 with the default
 threads and 0.2 ms with one. :func:`one_blas_thread` holds BLAS at one thread for the
-block. The limit is process-wide (BLAS has no per-thread setting), so overlapping blocks
-(requests answered on several threads) share one: the first sets it, the last restores
-the previous limits. Without ``threadpoolctl`` it does nothing.
+block. The limit is process-wide (BLAS has no per-thread setting, and threadpoolctl lets
+only the thread that set a limit restore it), so of overlapping blocks (requests answered
+on several threads) the first sets it and restores it when it ends; the others run under
+it meanwhile. Without ``threadpoolctl`` it does nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from typing import Any
 __all__ = ["one_blas_thread"]
 
 _lock = threading.Lock()
-_holders = 0
-_limiter: Any = None
+_held = False  # a block (on some thread) holds the limit
 
 
 @functools.cache
@@ -34,23 +34,30 @@ def _controller() -> Any:
     return ThreadpoolController()  # finds the loaded BLAS libraries once (a few ms)
 
 
+def _claim() -> bool:
+    global _held
+    with _lock:
+        if _held:
+            return False
+        _held = True
+        return True
+
+
+def _release() -> None:
+    global _held
+    with _lock:
+        _held = False
+
+
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
     """BLAS on one thread for the block (see the module docstring)."""
-    global _holders, _limiter
     controller = _controller()
-    if controller is None:
+    if controller is None or not _claim():
         yield
         return
-    with _lock:
-        if _holders == 0:
-            _limiter = controller.limit(limits=1, user_api="blas")
-        _holders += 1
     try:
-        yield
+        with controller.limit(limits=1, user_api="blas"):  # set and restored on this thread
+            yield
     finally:
-        with _lock:
-            _holders -= 1
-            if _holders == 0:
-                _limiter.restore_original_limits()
-                _limiter = None
+        _release()
