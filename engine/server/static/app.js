@@ -16,11 +16,44 @@ const state = { usersOffset: 0, titles: new Map(), pending: 0, view: {} };
 
 // -- requests, with a pending state for every one -------------------------------------------
 
+// API keys: a server started with keys answers 401 without one. Ask once, keep the key in this
+// browser (localStorage), send it as a header, and as a cookie so that <img> and <audio> tags,
+// which cannot send headers, load too (the server takes the cookie for GET requests only).
+const KEY_NAME = "polyrec_key";
+
+function storeKey(key) {
+  localStorage.setItem(KEY_NAME, key);
+  document.cookie = `${KEY_NAME}=${encodeURIComponent(key)}; path=/; SameSite=Strict`;
+}
+
+function withKey(options) {
+  const key = localStorage.getItem(KEY_NAME);
+  if (!key) return options;
+  const headers = new Headers(options.headers || {});
+  headers.set("Authorization", `Bearer ${key}`);
+  return { ...options, headers };
+}
+
+async function fetchWithKey(path, options) {
+  const used = localStorage.getItem(KEY_NAME);
+  const response = await fetch(path, withKey(options));
+  if (response.status !== 401) return response;
+  if (localStorage.getItem(KEY_NAME) === used) {
+    // nobody entered a key since this request left: ask (another request's answer is reused)
+    const key = window.prompt("This polyrec server needs an API key (made with `polyrec keys create NAME`):");
+    if (!key || !key.trim()) return response;
+    storeKey(key.trim());
+  }
+  return fetch(path, withKey(options));
+}
+
+if (localStorage.getItem(KEY_NAME)) storeKey(localStorage.getItem(KEY_NAME)); // the cookie, for images
+
 async function api(path, options = {}) {
   state.pending += 1;
   showPending();
   try {
-    const response = await fetch(path, options);
+    const response = await fetchWithKey(path, options);
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
     return body;
