@@ -30,6 +30,7 @@ import numpy as np
 
 from polyrec.contracts import (
     Collection,
+    ConfigError,
     Event,
     EventLog,
     Fusion,
@@ -180,7 +181,11 @@ class StoreLayout:
         if known is not None:
             return known
         with encoder.config_errors():  # asking the dim may load the model
-            return int(encoder.encoder.dim)
+            dim = int(encoder.encoder.dim)
+        if dim <= 0:  # a clear config error, not a traceback from the store or the fusion
+            message = f"plugin {encoder.plugin!r} reports dim {dim}: its vectors need at least one dimension"
+            raise ConfigError([(f"encoders.{encoder.slot}", message)])
+        return dim
 
     def field_dims(self) -> dict[str, int]:
         return {slot: self.field_dim(encoder) for slot, encoder in self.encoders.items()}

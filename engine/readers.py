@@ -245,8 +245,8 @@ def read_items(source: Any, *, chunk_size: int = 256, id_column: str = "id") -> 
 def _timestamp(value: Any) -> float:
     """Seconds since the epoch; a date without a zone is UTC (as the evaluation loaders read
     it), never the local time of whoever runs the import."""
-    if is_missing(value):
-        return 0.0
+    if is_missing(value):  # an empty cell (NaN) in a timestamp column: no time, not the epoch
+        raise ValueError("the timestamp is missing or not a number")
     if isinstance(value, str):
         try:
             return float(value)
