@@ -167,3 +167,29 @@ def test_demo_script_runs_end_to_end(tmp_path: Path) -> None:
     assert out.count("\n== ") == 10, out  # every step ran
     assert "stored 36 items" in out and "36 unchanged" in out, out  # the second ingest encodes nothing
     assert "because:" in out and "fallback" in out.lower(), out
+
+
+def test_first_screen_picture_exists() -> None:
+    for path in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README):
+        assert (ROOT / path).is_file(), f"README shows {path}, which is not in the repository"
+
+
+def test_pip_install_from_the_checkout_names_real_extras() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in re.findall(r"pip install '\.\[(\w+)\]'", README):
+        assert extra in extras, extra
+
+
+def test_the_first_python_example_runs_on_a_copy_of_the_demo(tmp_path: Path) -> None:
+    """The five lines under the first screen: ingest, events, fit, recommend."""
+    example = code_blocks(README, "python")[0]
+    assert all(call in example for call in ("ingest(", "add_events(", "fit(", "recommend("))
+    (tmp_path / DEMO).mkdir(parents=True)
+    for name in DEMO_FILES:
+        (tmp_path / DEMO / name).write_bytes((ROOT / DEMO / name).read_bytes())
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("POLYREC_")}, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Recommendation(item='b") == 5 and "explanation=[HistoryWeight(" in result.stdout
