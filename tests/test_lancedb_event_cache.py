@@ -21,18 +21,27 @@ def items_of(log: object, user: str) -> list[str]:
     return [event.item for event in log.read(user)]  # type: ignore[attr-defined]
 
 
-def test_repeated_reads_come_from_memory_and_own_writes_are_seen(tmp_path: Path) -> None:
-    log = LanceDBStore(uri=tmp_path, read_consistency_s=3600).events()
+def spy_on_reads(log: object) -> list[str | None]:
+    queries: list[str | None] = []
+    original = log._read  # type: ignore[attr-defined]
+    log._read = lambda user: queries.append(user) or original(user)  # type: ignore[attr-defined]
+    return queries
+
+
+@pytest.mark.parametrize("budget", [1_000, 3], ids=["read-whole", "per-user"])
+def test_repeated_reads_come_from_memory_and_own_writes_are_seen(tmp_path: Path, budget: int) -> None:
+    log = LanceDBStore(uri=tmp_path, read_consistency_s=3600, user_cache_events=budget).events()
     log.append(events("u1", ["a", "b"]) + events("u2", ["c"]))
+    queries = spy_on_reads(log)
     assert items_of(log, "u1") == ["a", "b"]
-    queries = []
-    original = log._read
-    log._read = lambda user: queries.append(user) or original(user)  # type: ignore[method-assign]
-    assert items_of(log, "u1") == ["a", "b"] and queries == []  # from memory
+    # a log of at most half the budget is read whole once; a larger one user by user
+    assert queries == ([None] if budget > 6 else ["u1"])
+    assert items_of(log, "u1") == ["a", "b"] and len(queries) == 1  # from memory
+    assert items_of(log, "nobody") == [] and items_of(log, "u2") == ["c"]
     log.read("u1").clear()  # a caller's list is its own
     assert items_of(log, "u1") == ["a", "b"]
     log.append(events("u1", ["d"], start=10))
-    assert items_of(log, "u1") == ["a", "b", "d"] and queries == ["u1"]
+    assert items_of(log, "u1") == ["a", "b", "d"]
     log.erase_user("u1")
     assert items_of(log, "u1") == [] and items_of(log, "u2") == ["c"]
 
@@ -46,7 +55,7 @@ def test_another_process_append_is_seen_within_the_consistency_interval(tmp_path
 
 
 def test_a_read_racing_a_write_does_not_keep_what_it_read(tmp_path: Path) -> None:
-    log = LanceDBStore(uri=tmp_path, read_consistency_s=3600).events()
+    log = LanceDBStore(uri=tmp_path, read_consistency_s=3600, user_cache_events=1).events()  # per user
     log.append(events("u1", ["a"]))
     original = log._read
 

@@ -208,7 +208,11 @@ def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> 
         _ingest_and_fit(engine, out, len(data.rows), steps)
         precision, scores, chosen = _recommend_and_check(engine, data, options, steps)
         with steps.step("report"), steps.bar(len(chosen) + 1, "report (users, maps)", "step") as bar:
-            report = _report(engine, out, chosen, options, [image.message, weights], bar.update)
+            quality = (
+                f"precision@{options.k} against the generating tastes: {precision:.3f} (share of each user's "
+                f"top {options.k} unseen items in a category they like; all {len(scores)} users)"
+            )
+            report = _report(engine, out, chosen, options, [quality, image.message, weights], bar.update)
     steps.say(f"report: {report.html}  (map: {out / MAP_FILE})")
     steps.say(f"try:    polyrec recommend --config {config_path} --user {chosen[0].id} --explain")
     steps.say("time:   " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.timings.items()))

@@ -17,7 +17,9 @@
   a race to another writer's commit: that is logged and left to the next append, never
   reported as a failed append (the events are stored).
 - ``read(user)`` answers repeated reads of a user from memory (the events of the most
-  recently read users, ``user_cache_events`` events at most): a read from the table costs a
+  recently read users, ``user_cache_events`` events at most; a log of at most half that
+  many events is read whole at the first read after each change, so even a user's first
+  read comes from memory): a read from the table costs a
   hop into LanceDB's runtime and a query, most of a recommendation. The cache is dropped
   by every append and erasure of this process, and when the table's version moves under
   it (another process wrote), which is looked for every ``read_consistency_s``, as LanceDB
@@ -216,6 +218,14 @@ class LanceEventLog(EventLog):
         cached = self._cache.get(user)
         if cached is not None:
             return list(cached)
+        if self._cache.whole_log_tried != generation:  # once per version: a small log is read whole
+            self._cache.whole_log_tried = generation
+            if self._do(self._table.count_rows(), "count") <= self._cache.limit // 2:
+                everything = self._read(None)
+                self._cache.fill(everything, generation)
+                cached = self._cache.get(user)
+                if cached is not None:
+                    return list(cached)
         events = self._read(user)
         self._cache.put(user, events, generation)  # not if a write of ours ran meanwhile
         return list(events)
@@ -243,6 +253,8 @@ class _UserCache:
 
     def __init__(self, limit: int) -> None:
         self.limit, self.generation, self.size = limit, 0, 0
+        self.whole_log_tried = -1  # the generation whose whole log was (or was not) loaded
+        self._complete = False  # every user's events are here: a user not here has none
         self._users: OrderedDict[str, list[Event]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -250,6 +262,7 @@ class _UserCache:
         with self._lock:
             self._users.clear()
             self.size = 0
+            self._complete = False
             self.generation += 1
 
     def get(self, user: str) -> list[Event] | None:
@@ -257,7 +270,18 @@ class _UserCache:
             events = self._users.get(user)
             if events is not None:
                 self._users.move_to_end(user)
-            return events
+            return [] if events is None and self._complete else events
+
+    def fill(self, events: list[Event], generation: int) -> None:
+        """The whole log at once (read in append order), if no write ran since ``generation``."""
+        by_user: dict[str, list[Event]] = {}
+        for event in events:
+            by_user.setdefault(event.user, []).append(event)
+        with self._lock:
+            if generation != self.generation or len(events) > self.limit:
+                return
+            self._users = OrderedDict(by_user)
+            self.size, self._complete = len(events), True
 
     def put(self, user: str, events: list[Event], generation: int) -> None:
         with self._lock:
@@ -268,6 +292,7 @@ class _UserCache:
             while self.size > self.limit:
                 _, dropped = self._users.popitem(last=False)
                 self.size -= len(dropped)
+                self._complete = False  # a user dropped: absent no longer means no events
 
 
 def _append_order(table: pa.Table) -> np.ndarray:
