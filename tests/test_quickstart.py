@@ -86,6 +86,8 @@ def test_recommendations_match_the_generating_tastes(default_run: tuple[Quicksta
         precisions.append(np.mean([category[item] in likes for item in items]))
     assert np.mean(precisions) >= 0.8
     assert result.precision == pytest.approx(np.mean(precisions))  # what the run printed is what we measure
+    page = (result.out_dir / "report.html").read_text()
+    assert f"precision@{K} against the generating tastes: {result.precision:.3f}" in page  # on the page too
 
 
 @pytest.mark.slow
