@@ -30,7 +30,8 @@ PCM is scaled to [-1, 1]. ``max_duration`` keeps the central seconds of a longer
 are read only over that window when soundfile can seek), and ``sample_rate`` resamples.
 
 Files: :func:`file_sha256` hashes a file once per (path, mtime, size), for fingerprints that
-cover a weights file; :func:`file_content_bytes` is the content key of a value naming a file.
+cover a weights file; :func:`file_content_bytes` is the content key of a value naming a file;
+:func:`resolve_file_value` is how the engine turns a catalog's path strings into paths.
 """
 
 from __future__ import annotations
@@ -54,7 +55,15 @@ from polyrec.contracts.records import AudioClip
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["MAX_CHANNELS", "file_content_bytes", "file_sha256", "load_audio", "load_image", "names_file"]
+__all__ = [
+    "MAX_CHANNELS",
+    "file_content_bytes",
+    "file_sha256",
+    "load_audio",
+    "load_image",
+    "names_file",
+    "resolve_file_value",
+]
 
 #: most channels a 2-D sample array may have
 MAX_CHANNELS = 16
@@ -103,6 +112,20 @@ def file_content_bytes(value: Any) -> bytes | None:
     A content key, so an edited file gets a new vector however its path is spelt.
     """
     return Path(value).read_bytes() if names_file(value) else None
+
+
+def resolve_file_value(value: Any, base_dir: Path | None = None) -> Any:
+    """A ``str`` naming an existing file as a :class:`Path`; any other value unchanged.
+
+    A relative path is looked up beside the catalog (``base_dir``) first, then as given (the
+    working directory); absolute paths are kept; URLs (``://``) and strings naming no file
+    stay strings, so the encoder reports them ("file not found: ...").
+    """
+    if not isinstance(value, str) or "://" in value:
+        return value
+    if base_dir is not None and not Path(value).is_absolute() and names_file(base_dir / value):
+        return base_dir / value
+    return Path(value) if names_file(value) else value
 
 
 # ---- images ---------------------------------------------------------------------------------
