@@ -326,6 +326,17 @@ class EventLog(ABC):
     @abstractmethod
     def count(self) -> int: ...
 
+    def users(self) -> list[str]:
+        """The distinct users of the log, sorted (stores may answer from one column, not every event)."""
+        return sorted({event.user for event in self.read()})
+
+    def item_counts(self) -> dict[str, int]:
+        """Events per item (stores may count one column instead of reading every event)."""
+        counts: dict[str, int] = {}
+        for event in self.read():
+            counts[event.item] = counts.get(event.item, 0) + 1
+        return counts
+
     def erase_user(self, user: str) -> int:
         """Delete every event of ``user`` so that no trace is left in the store's files (old
         versions included); return how many there were. Stores that cannot keep this default."""

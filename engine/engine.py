@@ -325,6 +325,10 @@ class Engine:
         """Logged events (of one user, if given) in the order they were appended."""
         return self.assembly.layout.events().read(user)
 
+    def event_users(self) -> list[str]:
+        """The distinct users of the event log, sorted."""
+        return self.assembly.layout.events().users()
+
     def event_count(self) -> int:
         return self.assembly.layout.events().count()
 

@@ -148,6 +148,12 @@ class _VersionedEventLog(_Delegating, EventLog):
         with self._writes.writing(EVENTS):
             return self.inner.erase_user(user)
 
+    def users(self) -> list[str]:
+        return self.inner.users()
+
+    def item_counts(self) -> dict[str, int]:
+        return self.inner.item_counts()
+
 
 class StoreLayout:
     """Opens, rebuilds, reads and versions the engine's collections and event log."""

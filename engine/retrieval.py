@@ -25,7 +25,6 @@ and searched in that encoder's own collection ``field__<slot>`` (same space, fla
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,7 +267,7 @@ class Retriever:
         version = self.layout.version(EVENTS)
         if self._popularity is not None and self._popularity[0] == version:
             return self._popularity[1]
-        counts = Counter(event.item for event in self.layout.events().read())
+        counts = self.layout.events().item_counts()  # one column, not every event
         popularity = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
         if version == self.layout.version(EVENTS):  # no write ran meanwhile
             self._popularity = (version, popularity)

@@ -9,6 +9,7 @@ builds, folds, compaction) that loses a commit race must not fail an append that
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -90,3 +91,21 @@ def test_reappending_the_same_events_adds_nothing(tmp_path: Path, make_store) ->
     assert store.events().erase_user("u") == 4
     assert [event.user for event in log.read()] == ["v"]
     store.close()
+
+
+def test_the_servers_user_list_follows_its_own_and_other_writers(tmp_path: Path) -> None:
+    from bow_server import bow_app, bow_engine
+    from fastapi.testclient import TestClient
+
+    with TestClient(bow_app(tmp_path / "db")) as client:
+        assert client.get("/users").json()["users"] == []
+        client.post("/events", json={"events": [{"user": "b", "item": "x"}, {"user": "a", "item": "y"}]})
+        assert client.get("/users").json()["users"] == ["a", "b"]
+        client.post("/events", json={"events": [{"user": "ab", "item": "x"}]})  # added without a re-read
+        assert client.get("/users").json()["users"] == ["a", "ab", "b"]
+        with bow_engine(tmp_path / "db", read_consistency_s=0) as other:  # another process's write
+            other.add_events([Event(user="0-first", item="x", timestamp=1.0)])
+        deadline = time.monotonic() + 30  # the server's handle sees it within read_consistency_s (5 s)
+        while "0-first" not in client.get("/users").json()["users"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/users").json()["users"] == ["0-first", "a", "ab", "b"]

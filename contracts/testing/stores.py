@@ -461,3 +461,14 @@ class StoreContract:
             pytest.skip("this store cannot erase users")
         assert erased == 2 and log.read("u1") == [] and log.count() == 1
         assert log.erase_user("u1") == 0
+
+    def test_event_log_users_and_item_counts_agree_with_read(self, store: VectorStore) -> None:
+        log = store.events()
+        log.append([Event(user=f"u{n % 3}", item=f"i{n % 4}", timestamp=float(n)) for n in range(10)])
+        log.append([Event(user="it's", item="i0", timestamp=99.0)])
+        events = log.read()
+        assert log.users() == sorted({event.user for event in events})
+        expected: dict[str, int] = {}
+        for event in events:
+            expected[event.item] = expected.get(event.item, 0) + 1
+        assert log.item_counts() == expected

@@ -55,6 +55,7 @@ def add_events(body: EventsIn, ctx: Context) -> EventsOut:
         for e in body.events
     ]
     appended = ctx.writes.add_events(events)  # committed with concurrent posts: see writes.py
+    ctx.users.added([event.user for event in events], ctx.engine)
     items = sorted({event.item for event in events})
     known = items_metadata(ctx.engine, items)
     return EventsOut(appended=appended, unknown_items=[item for item in items if item not in known])
