@@ -166,6 +166,7 @@ def test_describe_item_and_components_speak_for_the_store() -> None:
         "modality": "behavior",
         "query_modalities": [],
         "usable": False,
+        "takes_files": False,  # it reads item ids
     }
     assert components["store"] == "memory" and "picky-taste" in engine.registry.names("encoder")
     engine.warm_up()  # opens the log and the collections, searches once; nothing to assert but no error

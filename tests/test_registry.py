@@ -202,7 +202,7 @@ def test_load_failures_are_kept_on_the_registry(fake_distribution: Callable[...,
 def test_builtin_registry_has_the_documented_names() -> None:
     registry = build_registry(build_plugin_manager(load_entry_points=False, strict=True))
     assert registry.names("store") == ["lancedb", "memory"]
-    assert registry.names("encoder") == ["behavior", "librosa", "open-clip", "sentence-transformers"]
+    assert registry.names("encoder") == ["behavior", "librosa", "open-clip", "sentence-transformers", "timm"]
     assert registry.names("fusion") == ["autoencoder", "gated", "weighted-concat", "weighted-mean"]
     assert registry.names("scorer") == ["dot", "mlp", "self-attention", "target-attention"]
     assert {entry.distribution for entry in registry.entries()} == {"polyrec"}
@@ -210,6 +210,7 @@ def test_builtin_registry_has_the_documented_names() -> None:
     assert modalities["sentence-transformers"] == "text"
     assert modalities["open-clip"] == "image"
     assert modalities["librosa"] == "audio"
+    assert modalities["timm"] == "image"
 
 
 def test_kinds_map_to_the_four_hooks() -> None:
