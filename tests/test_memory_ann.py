@@ -130,6 +130,29 @@ def test_the_store_mirrors_its_own_writes_without_rebuilding(tmp_path: Path, mon
         np.testing.assert_array_equal(mine.vector, theirs.vector)
 
 
+@pytest.mark.parametrize("index_threshold", [10**6, 500], ids=["exact", "ivf"])
+def test_filtered_searches_from_memory_match_lancedb_and_follow_writes(tmp_path: Path, index_threshold: int) -> None:
+    vectors = unit_vectors(1_500, seed=9)
+    rows = [VectorRecord(id=f"i{r}", vector=vectors[r], metadata={"row": r, "shard": r % 20}) for r in range(1_500)]
+    store = LanceDBStore(uri=tmp_path, index_threshold=index_threshold, num_partitions=8, nprobes=8)
+    items = store.open("items", dim=DIM, provenance={})
+    items.upsert(rows)
+    from_table = LanceDBStore(uri=tmp_path, memory_index=False).open("items", dim=DIM, provenance={})
+    shard = {"shard": 3}  # 5% of the rows
+    for query in vectors[[3, 10, 777]]:
+        exact = [r for r in exact_ids([row.id for row in rows], vectors, query, 1_500) if int(r[1:]) % 20 == 3]
+        mine, twice = items.search(query, 10, shard), items.search(query, 10, shard)  # the second: cached rows
+        assert [hit.id for hit in mine] == [hit.id for hit in twice] == exact[:10]
+        assert [hit.id for hit in from_table.search(query, 10, shard)] == exact[:10]
+        assert all(hit.metadata["shard"] == 3 for hit in mine)
+    items.upsert([VectorRecord(id="i4", vector=vectors[3], metadata={"row": 4, "shard": 3})])  # now passes
+    items.upsert([VectorRecord(id="i63", vector=vectors[63], metadata={"row": 63, "shard": 5})])  # no longer
+    found = [hit.id for hit in items.search(vectors[3], 40, shard)]
+    assert found[:2] == ["i3", "i4"] or found[:2] == ["i4", "i3"]
+    assert "i63" not in found and len(found) == 40
+    assert items.search(vectors[3], 5, {"shard": 99}) == []
+
+
 def test_another_writer_is_seen_within_read_consistency(tmp_path: Path) -> None:
     """A second store on the same directory stands in for another process."""
     vectors = unit_vectors(200, seed=5)

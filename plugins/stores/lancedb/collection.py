@@ -10,6 +10,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,6 +51,7 @@ VECTOR_INDEX = "vector_idx"
 _INDEX_KEY = "polyrec.index"
 _IN_CHUNK = 1000  # ids per ``id IN (...)`` clause
 _COMMIT_ATTEMPTS = 6  # a write that keeps losing commit races to other writers fails after this many
+_FILTERS_KEPT = 64  # filters whose matching rows a collection keeps (see _matching)
 
 
 def _is_commit_conflict(error: Exception) -> bool:
@@ -137,6 +139,10 @@ class LanceCollection(Collection):
         self._memory: MemoryANN | None = None  # see memory_index.py; built at the first unfiltered search
         self._memory_version: int | None = None  # the table version it mirrors
         self._version_checked = -math.inf  # when the version was last asked for (time.monotonic)
+        # rows of recent filters in the in-memory index, for the index object and version they are of
+        self._filters: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._filters_key: tuple[int, int | None] | None = None
+        self._filters_lock = threading.Lock()
         # one write at a time per table in this process: concurrent commits (new metadata
         # columns, merges) conflict in Lance, and the schema and index state are shared
         self._writing = threading.Lock()
@@ -337,8 +343,8 @@ class LanceCollection(Collection):
             where = where_clause(filter, self._columns)
         if k <= 0 or where == NO_MATCH:
             return []
-        if where is None and self._config.memory_index:
-            ids, scores, metadata = self._memory_search(query, k)
+        if self._config.memory_index:
+            ids, scores, metadata = self._memory_search(query, k, where)
         else:
             ids, scores, metadata = self._do(self._search(query, k, where), "search")
         hits = [
@@ -357,9 +363,36 @@ class LanceCollection(Collection):
             return self._do(self._table.version(), "reading the table version")
         return self._memory_version
 
-    def _memory_search(self, query: np.ndarray, k: int) -> _Ranked:
+    def _memory_search(self, query: np.ndarray, k: int, where: str | None = None) -> _Ranked:
         memory = self._synced_memory()
-        return memory.search(query, k, auto_nprobes(memory.partitions, k, self._config.nprobes))
+        if where is None:
+            return memory.search(query, k, auto_nprobes(memory.partitions, k, self._config.nprobes))
+        allowed = self._matching(memory, where)
+        if allowed[1] <= max(k, self._config.exact_filter_rows):  # few rows pass: rank them all, exactly
+            return memory.search(query, k, memory.partitions, allowed)
+        # the filtered top-k lie as deep as the unfiltered top-(k / selectivity)
+        depth = k * len(memory) / max(1, allowed[1])
+        return memory.search(query, k, auto_nprobes(memory.partitions, depth, self._config.nprobes), allowed)
+
+    def _matching(self, memory: MemoryANN, where: str) -> tuple[Any, int]:
+        """The in-memory rows a filter passes, asked of LanceDB once per filter and index version
+        (the ids only; a repeated filter then costs no LanceDB query)."""
+        key = (id(memory), self._memory_version)
+        with self._filters_lock:
+            if self._filters_key != key:
+                self._filters_key, self._filters = key, OrderedDict()
+            found = self._filters.get(where)
+            if found is not None:
+                self._filters.move_to_end(where)
+                return found
+        table = self._do(self._table.query().where(where).select(["id"]).to_arrow(), "filter")
+        found = memory.labels(table.column("id").to_pylist())
+        with self._filters_lock:
+            if self._filters_key == key:
+                self._filters[where] = found
+                while len(self._filters) > _FILTERS_KEPT:
+                    self._filters.popitem(last=False)
+        return found
 
     def _is_current(self, memory: MemoryANN, version: int | None) -> bool:
         return not memory.needs_rebuild and version == self._memory_version

@@ -155,26 +155,46 @@ class MemoryANN:
             metadata = self._decoded_locked(labels.tolist())
         return found, vectors, metadata
 
-    def search(self, query: np.ndarray, k: int, nprobes: int) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
-        """The top ``k`` rows by inner product, best first: ids, scores, metadata."""
-        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+    def labels(self, ids: Sequence[str]) -> Any:
+        """A faiss selector of the live rows among ``ids`` and how many there are (for a
+        filtered :meth:`search`; it stays right until the next rebuild: labels are not reused)."""
+        import faiss
+
         with self._lock:
-            k = min(k, len(self._slot))
+            labels = np.fromiter((self._slot[i] for i in ids if i in self._slot), np.int64)
+        return faiss.IDSelectorBatch(labels), len(labels)
+
+    def search(
+        self, query: np.ndarray, k: int, nprobes: int, allowed: tuple[Any, int] | None = None
+    ) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+        """The top ``k`` rows by inner product, best first: ids, scores, metadata; only rows of
+        ``allowed`` (from :meth:`labels`) when given."""
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+        selector, count = allowed if allowed is not None else (None, len(self._slot))
+        with self._lock:
+            k = min(k, len(self._slot), count)
             if k <= 0:
                 return [], np.empty(0), []
-            scores, labels = self._search_locked(query, k, nprobes)
+            scores, labels = self._search_locked(query, k, nprobes, selector)
             found = labels[0] >= 0
             if not found.all() and nprobes < self.partitions:  # too few rows in the probed partitions
-                scores, labels = self._search_locked(query, k, self.partitions)
+                scores, labels = self._search_locked(query, k, self.partitions, selector)
                 found = labels[0] >= 0
             labels, scores = labels[0][found], scores[0][found].astype(np.float64)
             ids = [self._ids[label] for label in labels]
             metadata = self._decoded_locked(labels.tolist())
         return ids, scores, metadata  # type: ignore[return-value]  # live labels only
 
-    def _search_locked(self, query: np.ndarray, k: int, nprobes: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_locked(
+        self, query: np.ndarray, k: int, nprobes: int, selector: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
         if not self.partitions:
-            return self._index.search(query, k)
-        return self._index.search(query, k, params=faiss.SearchParametersIVF(nprobe=min(nprobes, self.partitions)))
+            return self._index.search(
+                query, k, params=None if selector is None else faiss.SearchParameters(sel=selector)
+            )
+        params = faiss.SearchParametersIVF(nprobe=min(nprobes, self.partitions))
+        if selector is not None:
+            params.sel = selector
+        return self._index.search(query, k, params=params)
