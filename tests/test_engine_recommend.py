@@ -179,9 +179,15 @@ def test_search_by_text_uses_the_encoder_space_and_can_be_personalised() -> None
     plain = engine.search("saxophone", k=3)
     assert [r.metadata["topic"] for r in plain] == ["jazz"] * 3
     assert all(r.flags == ["field:title"] for r in plain)
-    personal = engine.search("music", k=3, user="astro")
-    assert [r.metadata["topic"] for r in personal] == ["space"] * 3
+    personal = engine.search("music", k=3, user="astro")  # what astro has seen is left out
+    assert {r.item for r in personal[:2]} == {"space-music-1", "space-music-2"}
+    assert "space-music-0" not in {r.item for r in personal}
     assert all(r.flags == ["field:title", "personalized"] for r in personal)
+    with_seen = engine.search("music", k=3, user="astro", exclude_seen=False)
+    assert [r.metadata["topic"] for r in with_seen] == ["space"] * 3
+    query_only = engine.search("music", k=6, user="astro", user_weight=0.0, exclude_seen=False)
+    assert [r.item for r in query_only] == [r.item for r in engine.search("music", k=6)]
+    assert all(r.flags == ["field:title"] for r in query_only)
 
 
 @pytest.mark.slow  # loads MiniLM
