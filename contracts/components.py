@@ -283,6 +283,11 @@ class Collection(ABC):
     def delete(self, ids: Sequence[str]) -> int:
         """Delete ids; return how many existed."""
 
+    def erase(self, ids: Sequence[str]) -> int:
+        """Delete ids so that no file of the store keeps them (a right-to-erasure delete); return
+        how many existed. The default is :meth:`delete`: stores that keep old versions override it."""
+        return self.delete(ids)
+
     @abstractmethod
     def search(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
         """Top-k by inner product (higher is nearer), after the metadata filter."""

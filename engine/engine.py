@@ -340,13 +340,13 @@ class Engine:
     # -- a user's data -------------------------------------------------------------------
 
     def forget_user(self, user: str) -> UserErasure:
-        """Erase ``user``'s events from the store, its files included, and with them their
-        history and their weight in popularity; trained state keeps what it learnt until the
-        next ``fit`` (see :mod:`.erasure`)."""
-        return forget_user(self.assembly, user)
+        """Erase ``user``'s events and attributes from the store, its files included, and with
+        them their history and their weight in popularity; trained state keeps what it learnt
+        until the next ``fit`` (see :mod:`.erasure`)."""
+        return forget_user(self.assembly, self.retriever.cold_start.users, user)
 
     def export_user(self, user: str) -> dict[str, Any]:
-        """Everything stored about ``user`` (their events and the history derived from them)."""
+        """Everything stored about ``user`` (attributes, events and the history derived from them)."""
         return export_user(self.assembly, self.retriever, user)
 
     # -- components ----------------------------------------------------------------------

@@ -104,6 +104,10 @@ class _VersionedCollection(_Delegating, Collection):
         with self._writes.writing(self.name):
             return self.inner.delete(ids)
 
+    def erase(self, ids: Sequence[str]) -> int:
+        with self._writes.writing(self.name):
+            return self.inner.erase(ids)
+
     def get(self, ids: Sequence[str]) -> list[VectorRecord]:
         return self.inner.get(ids)
 

@@ -99,3 +99,7 @@ class UserDirectory:
 
     def count(self) -> int:
         return self._users().count()
+
+    def erase(self, ids: Sequence[str]) -> int:
+        """Remove the users' attributes so that no store file keeps them (right to erasure)."""
+        return self._users().erase(list(ids))

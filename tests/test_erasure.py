@@ -44,10 +44,13 @@ def test_forget_user_leaves_no_trace_in_the_store_directory(tmp_path: Path) -> N
         assert files_containing(db, GONE), "the test must see the id on disk before erasure"
         popular_before = dict(engine.retriever.popularity())
         assert next(iter(popular_before)) == "cats-3"  # the erased user made it the most popular item
+        engine.add_users([{"user": GONE, "occupation": f"{GONE}-job"}, {"user": "u1", "occupation": "kept"}])
         exported = engine.export_user(GONE)
         assert len(exported["events"]) == 18 and exported["user"] == GONE
+        assert exported["attributes"] == {"occupation": f"{GONE}-job"}
         report = engine.forget_user(GONE)
-        assert report.events == 18
+        assert report.events == 18 and report.attributes == 1
+        assert engine.users([GONE, "u1"]) == {"u1": {"occupation": "kept"}}
         assert engine.events(GONE) == [] and engine.event_count() == 48
         assert files_containing(db, GONE) == []
         popular_after = dict(engine.retriever.popularity())
@@ -94,7 +97,7 @@ def test_delete_and_export_over_http(tmp_path: Path) -> None:
         assert body["history"] == ["cats-1"]
         assert client.get("/users").json()["users"] == ["kept", GONE]
         deleted = client.delete(f"/users/{GONE}")
-        assert deleted.status_code == 200 and deleted.json() == {"user": GONE, "events": 3}
+        assert deleted.status_code == 200 and deleted.json() == {"user": GONE, "events": 3, "attributes": 0}
         assert client.get("/users").json()["users"] == ["kept"]
         assert client.get(f"/users/{GONE}/events").json()["total"] == 0
         assert client.get(f"/users/{GONE}/export").json()["events"] == []

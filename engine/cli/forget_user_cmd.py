@@ -13,8 +13,8 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "forget-user",
-        help="erase a user's events (right to erasure); --export shows them first",
-        description="Erase every event of USER from the store's event log and from its files (older "
+        help="erase a user's events and attributes (right to erasure); --export shows them first",
+        description="Erase every event and the attributes of USER from the store and from its files (older "
         "versions are removed too), and with them the user's history and weight in popularity. "
         "Trained state (a fitted scorer or fusion) keeps what it learnt until the next `polyrec fit`.",
     )
@@ -30,5 +30,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(engine.export_user(args.user), indent=2, ensure_ascii=False))
         erased = engine.forget_user(args.user)
     plural = "" if erased.events == 1 else "s"
-    print(f"forgot user {erased.user!r}: {erased.events} event{plural} erased, older store versions removed")
+    attributes = ", their attributes" if erased.attributes else ""
+    print(
+        f"forgot user {erased.user!r}: {erased.events} event{plural}{attributes} erased, older store versions removed"
+    )
     return 0

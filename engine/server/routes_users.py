@@ -124,7 +124,7 @@ def export_user(user_id: str, ctx: Context) -> UserExportOut:
     """The user's events (all of them, oldest first) and the history recommendations derive from them."""
     exported = ctx.engine.export_user(user_id)
     events = [EventOut(**event) for event in exported["events"]]
-    return UserExportOut(user=user_id, events=events, history=exported["history"])
+    return UserExportOut(user=user_id, attributes=exported["attributes"], events=events, history=exported["history"])
 
 
 @router.delete("/users/{user_id:path}", response_model=UserErasedOut, summary="Erase a user (right to erasure)")
@@ -135,4 +135,4 @@ def forget_user(user_id: str, ctx: Context) -> UserErasedOut:
     with ctx.writes.lock:
         erased = ctx.engine.forget_user(user_id)
     ctx.users.forget()
-    return UserErasedOut(user=user_id, events=erased.events)
+    return UserErasedOut(user=user_id, events=erased.events, attributes=erased.attributes)

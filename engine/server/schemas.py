@@ -137,10 +137,12 @@ class EventOut(BaseModel):
 class UserErasedOut(BaseModel):
     user: str
     events: int = Field(description="events erased (from the log and from the store's files)")
+    attributes: int = Field(default=0, description="1 when the user's stored attributes were erased too")
 
 
 class UserExportOut(BaseModel):
     user: str
+    attributes: dict[str, Any] = Field(default_factory=dict, description="the user's stored attributes")
     events: list[EventOut] = Field(description="every event of the user, oldest first")
     history: list[str] = Field(description="the items of the history recommendations use, oldest first")
 

@@ -34,6 +34,7 @@ from polyrec.plugins.stores.lancedb.runtime import (
     KEEP_VERSIONS,
     compact_if_fragmented,
     fold_new_rows,
+    purge_deleted,
     run,
 )
 
@@ -311,6 +312,15 @@ class LanceCollection(Collection):
         if not ids:
             return 0
         return self._write(lambda: self._delete(ids), "delete", lambda memory: memory.delete(ids))
+
+    def erase(self, ids: Sequence[str]) -> int:
+        """Delete, then rewrite the files that held the rows and drop older versions (:func:`purge_deleted`)."""
+        present = [record.id for record in self.get(ids)]
+        # no delete of absent ids: its commit would write them into the table's history
+        deleted = self.delete(present) if present else 0
+        with self._writing:
+            self._do(purge_deleted(self._table), "pruning old versions")
+        return deleted
 
     async def _delete(self, ids: Sequence[str]) -> int:
         deleted = 0
