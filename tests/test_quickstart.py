@@ -88,6 +88,14 @@ def test_recommendations_match_the_generating_tastes(default_run: tuple[Quicksta
     assert result.precision == pytest.approx(np.mean(precisions))  # what the run printed is what we measure
     page = (result.out_dir / "report.html").read_text()
     assert f"precision@{K} against the generating tastes: {result.precision:.3f}" in page  # on the page too
+    for user, likes in tastes.items():  # a reported user whose top K miss a taste is flagged, by taste
+        if f'id="user-{user}"' not in page:
+            continue
+        section = page[page.index(f'id="user-{user}"') :]
+        section = section[: section.index("</section>")]
+        missed = [like for like in likes if not any(category[rec.item] == like for rec in recommended[user])]
+        assert (f"the top {K} miss" in section) == bool(missed), (user, missed)
+        assert all(f"&#x27;{like}&#x27;" in section for like in missed)
 
 
 @pytest.mark.slow

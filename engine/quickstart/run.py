@@ -20,7 +20,7 @@ import csv
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,13 +206,13 @@ def run_quickstart(options: QuickstartOptions, stream: TextIO | None = None) -> 
         engine = Engine.from_config(config_path)
     with engine:
         _ingest_and_fit(engine, out, len(data.rows), steps)
-        precision, scores, chosen = _recommend_and_check(engine, data, options, steps)
+        precision, scores, chosen, missed = _recommend_and_check(engine, data, options, steps)
         with steps.step("report"), steps.bar(len(chosen) + 1, "report (users, maps)", "step") as bar:
             quality = (
                 f"precision@{options.k} against the generating tastes: {precision:.3f} (share of each user's "
                 f"top {options.k} unseen items in a category they like; all {len(scores)} users)"
             )
-            report = _report(engine, out, chosen, options, [quality, image.message, weights], bar.update)
+            report = _report(engine, out, chosen, options, [quality, image.message, weights], missed, bar.update)
     steps.say(f"report: {report.html}  (map: {out / MAP_FILE})")
     steps.say(f"try:    polyrec recommend --config {config_path} --user {chosen[0].id} --explain")
     steps.say("time:   " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.timings.items()))
@@ -230,8 +230,9 @@ def _check_config(config: dict[str, Any], out: Path) -> None:
 
 def _recommend_and_check(
     engine: Any, data: _Data, options: QuickstartOptions, steps: _Steps
-) -> tuple[float, dict[str, float], list[SyntheticUser]]:
-    """Recommend for every user, score against the tastes, print the table for a few users."""
+) -> tuple[float, dict[str, float], list[SyntheticUser], dict[str, list[str]]]:
+    """Recommend for every user, score against the tastes, print the table for a few users.
+    Also returns, per user, the tastes their top k miss entirely."""
     with steps.step("recommend"):
         recommended = {user.id: engine.recommend(user.id, k=options.k) for user in data.users}
     items = {user: [rec.item for rec in recs] for user, recs in recommended.items()}
@@ -246,7 +247,11 @@ def _recommend_and_check(
         f"\nprecision@{options.k} against the generating tastes: {precision:.3f} "
         f"(share of each user's top {options.k} unseen items in a category they like; {len(data.users)} users)"
     )
-    return precision, scores, chosen
+    missed = {
+        user.id: [like for like in user.likes if not any(data.category_of.get(i) == like for i in items[user.id])]
+        for user in data.users
+    }
+    return precision, scores, chosen, missed
 
 
 def _ingest_and_fit(engine: Any, out: Path, total: int, steps: _Steps) -> None:
@@ -265,12 +270,20 @@ def _ingest_and_fit(engine: Any, out: Path, total: int, steps: _Steps) -> None:
     steps.say(fit.summary())
 
 
+def _taste_note(user: SyntheticUser, missed: list[str], k: int) -> str:
+    note = f"likes: {', '.join(user.likes)}"
+    if missed:  # a taste the top k leave out entirely is worth a look
+        note += f" (!) the top {k} miss {', '.join(repr(taste) for taste in missed)}"
+    return note
+
+
 def _report(
     engine: Any,
     out: Path,
     chosen: Sequence[SyntheticUser],
     options: QuickstartOptions,
     about_fields: list[str],
+    missed: Mapping[str, list[str]],
     progress: Callable[[int], Any],
 ) -> ReportFiles:
     report_options = ReportOptions(
@@ -283,7 +296,7 @@ def _report(
             f"{len(chosen)} of the generated users; each likes the categories named under their id.",
             *about_fields,
         ],
-        notes={user.id: f"likes: {', '.join(user.likes)}" for user in chosen},
+        notes={user.id: _taste_note(user, missed.get(user.id, []), options.k) for user in chosen},
         seed=options.seed,
     )
     return build_report(engine, [user.id for user in chosen], out, report_options, progress)
