@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -291,3 +292,21 @@ def test_module_import_is_lazy() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_loading_the_model_prints_no_progress_bar_of_its_own() -> None:
+    """transformers' 'Loading weights' bar wrote over the CLI's own bar (and into logs off a terminal)."""
+    script = (
+        "from polyrec.plugins.encoders.text_sentence_transformers import SentenceTransformerEncoder\n"
+        "print(SentenceTransformerEncoder().encode(['a cat on a mat']).shape)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(1, 384)"
+    assert "Loading weights" not in done.stderr and "it/s]" not in done.stderr, done.stderr[-2000:]
