@@ -33,6 +33,7 @@ SETTINGS = DistributedSettings(
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     ray.init(
+        address="local",  # our own Ray, even when another one runs on this machine
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=300 * 1024 * 1024,

@@ -60,7 +60,8 @@ def connect(settings: DistributedSettings) -> Iterator[Any]:
         ray.init(address=settings.address, **options)
     else:
         memory = settings.object_store_mb * 1024 * 1024 if settings.object_store_mb else None
-        ray.init(num_cpus=settings.num_cpus, object_store_memory=memory, **options)
+        # "local": a Ray of our own, even when another one runs on this machine
+        ray.init(address="local", num_cpus=settings.num_cpus, object_store_memory=memory, **options)
     try:
         yield ray
     finally:
