@@ -21,6 +21,7 @@ and until then its events count for popularity but not in histories.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -102,8 +103,15 @@ class Engine:
         progress: Callable[[int], Any] | None = None,
         rebuild: bool = False,
         ray: bool | str | DistributedSettings | None = None,
+        check_fields: bool | None = None,
     ) -> IngestReport:
         """Encode, fuse and store items (a path, DataFrame or iterable of Item/dict).
+
+        ``check_fields`` checks the config against the items before encoding anything: an
+        encoder slot whose field no item has stops the ingest with a :class:`ConfigError`
+        naming the slot (see :mod:`.data_check`). None (the default) checks catalogs read from
+        a file or DataFrame and skips in-memory lists of items, which are usually a batch of
+        updates where a slot none of them fills (items without a sound) is normal.
 
         ``progress`` is called with the number of rows done after each chunk (e.g. a tqdm
         bar's ``update``). ``rebuild`` drops collections whose encoder changed and encodes
@@ -122,7 +130,9 @@ class Engine:
         self._re_fuse_if_fusion_changed(rebuild=rebuild)
         pipeline = IngestPipeline(self.assembly, rebuild=rebuild, base_dir=source_dir(items))
         chunks = read_items(items, chunk_size=chunk_size, id_column=self.settings.columns.item_id)
-        return pipeline.run(chunks, progress)
+        if check_fields is None:
+            check_fields = isinstance(items, str | os.PathLike) or hasattr(items, "columns")
+        return pipeline.run(chunks, progress, check_fields=check_fields)
 
     def _distributed_settings(self, ray: bool | str | DistributedSettings | None) -> DistributedSettings | None:
         configured = self.settings.distributed

@@ -234,10 +234,14 @@ class IngestPipeline:
                 encoder.forget_recent()
         self.base_dir = base_dir
 
-    def run(self, chunks: Iterable[ItemChunk], progress: Callable[[int], Any] | None = None) -> IngestReport:
+    def run(
+        self, chunks: Iterable[ItemChunk], progress: Callable[[int], Any] | None = None, *, check_fields: bool = True
+    ) -> IngestReport:
+        """Ingest every chunk; ``check_fields`` first checks the config against the items (see
+        :meth:`_checked`), which suits a whole catalog, not a small batch of updates."""
         started = time.perf_counter()
         report = IngestReport(warn_failure_share=self.assembly.settings.ingest.warn_failure_share)
-        for chunk in self._checked(iter(chunks)):
+        for chunk in self._checked(iter(chunks)) if check_fields else chunks:
             report.failures.extend(chunk.failures)
             if chunk.items:
                 report.add(self.ingest_chunk(chunk.items))

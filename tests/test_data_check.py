@@ -20,7 +20,9 @@ def test_a_config_for_another_schema_stops_before_encoding_naming_the_slot_and_t
         derived={"text": ["movie_title", "release_year", "class_tokens"]},
     )
     with pytest.raises(ConfigError) as caught:
-        engine.ingest(MOVIES, chunk_size=2)  # the check reads past the first chunk before it gives up
+        engine.ingest(
+            MOVIES, chunk_size=2, check_fields=True
+        )  # the check reads past the first chunk before it gives up
     assert caught.value.problems == [
         (
             "encoders.text",
@@ -34,7 +36,19 @@ def test_a_config_for_another_schema_stops_before_encoding_naming_the_slot_and_t
 def test_a_plain_field_missing_everywhere_is_named_too() -> None:
     engine = fake_engine(encoders={"plot": {"plugin": "bag-of-words"}})
     with pytest.raises(ConfigError, match=r"encoders.plot: reads field 'plot'; none of 3 items has any of them"):
-        engine.ingest(MOVIES)
+        engine.ingest(MOVIES, check_fields=True)
+
+
+def test_a_catalog_file_is_checked_and_a_batch_of_updates_is_not(tmp_path) -> None:
+    catalog = tmp_path / "movies.jsonl"
+    catalog.write_text("".join(f'{{"id": "{m["id"]}", "title": "{m["title"]}"}}\n' for m in MOVIES))
+    engine = fake_engine(
+        encoders={"plot": {"plugin": "bag-of-words"}, "text": {"plugin": "bag-of-words", "field": "title"}}
+    )
+    with pytest.raises(ConfigError, match=r"encoders.plot: reads field 'plot'"):
+        engine.ingest(catalog)  # a catalog read from a file: checked by default
+    report = engine.ingest(MOVIES[:2])  # a batch of items (as the API posts): an empty slot is normal
+    assert report.stored == 2 and engine.count() == 2
 
 
 def test_fields_on_some_items_run_and_end_with_a_one_line_summary() -> None:

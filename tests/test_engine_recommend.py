@@ -396,7 +396,8 @@ def test_cli_ingest_exit_code_is_1_when_nothing_is_stored(
     from polyrec.engine.cli import main
 
     monkeypatch.chdir(cli_project)
-    (cli_project / "bad.jsonl").write_text('{"id": "a", "title": ""}\n{"id": "b"}\n')
+    # the title field is there (so the config fits the data) but no value encodes
+    (cli_project / "bad.jsonl").write_text('{"id": "a", "title": 5}\n{"id": "b", "title": ""}\n')
     assert main(["ingest", "bad.jsonl", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["stored"] == 0 and {f["item_id"] for f in report["failures"]} == {"a", "b"}
