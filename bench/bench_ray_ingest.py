@@ -77,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=10_000, help="catalog size (default: 10,000)")
     args = parser.parse_args(argv)
 
-    import ray
-
     from polyrec.contracts import DistributedSettings
+    from polyrec.engine.distributed import connect
 
     rows: list[tuple[str, float, int]] = []
     with tempfile.TemporaryDirectory(prefix="polyrec-bench-ray-") as temporary:
@@ -87,21 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         catalog = write_catalog(root / "items.jsonl", args.n)
         seconds, report = timed_ingest(root / "in-process", catalog)
         rows.append(("in process", seconds, report.stored))  # type: ignore[attr-defined]
-        ray.init(
-            address="local",  # our own Ray, even when another one runs on this machine
-            num_cpus=3,
-            include_dashboard=False,
-            object_store_memory=300 * 1024 * 1024,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-        try:
+        with connect(DistributedSettings(num_cpus=3, object_store_mb=300)):  # a Ray of our own
             for actors in (1, 2):
                 settings = DistributedSettings(block_rows=512, encoders={"title": {"actors": actors, "num_cpus": 1}})
                 seconds, report = timed_ingest(root / f"ray-{actors}", catalog, settings)
                 rows.append((f"Ray, {actors} encoder actor{'s' * (actors > 1)}", seconds, report.stored))  # type: ignore[attr-defined]
-        finally:
-            ray.shutdown()
     print(f"{'ingest of ' + format(args.n, ',') + ' texts (MiniLM)':<34}{'seconds':>9}{'items/s':>9}{'stored':>8}")
     for name, seconds, stored in rows:
         print(f"{name:<34}{seconds:>9.1f}{stored / seconds:>9.1f}{stored:>8}")

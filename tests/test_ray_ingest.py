@@ -32,16 +32,11 @@ SETTINGS = DistributedSettings(
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
-    ray.init(
-        address="local",  # our own Ray, even when another one runs on this machine
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=300 * 1024 * 1024,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    yield
-    ray.shutdown()
+    from polyrec.engine.distributed import connect
+
+    # the Ray polyrec starts by itself (address unset): our own, 2 CPUs, a 300 MB object store
+    with connect(DistributedSettings(num_cpus=2, object_store_mb=300)):
+        yield
 
 
 def write_catalog(path: Path, n: int = 30, offset: int = 0) -> Path:
