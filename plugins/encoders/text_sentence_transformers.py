@@ -340,7 +340,12 @@ class SentenceTransformerEncoder(Encoder):
         if not limit or tokenizer is None:
             self.last_truncated = 0
             return
-        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]]
+        # a token covers at least one byte, plus at most one word-start marker per byte (SentencePiece)
+        # and a few special tokens: shorter texts cannot exceed the limit, and need no second tokenisation
+        long = [text for text in texts if 2 * len(text.encode("utf-8")) + 8 > limit]
+        lengths = (
+            [len(ids) for ids in tokenizer(long, add_special_tokens=True, verbose=False)["input_ids"]] if long else []
+        )
         self.last_truncated = sum(length > limit for length in lengths)
         if self.last_truncated:
             warnings.warn(
