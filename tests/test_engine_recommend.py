@@ -372,7 +372,7 @@ def test_cli_conventions(
 
     assert main(["recommend", "-u", "newcomer", "-k", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "newcomer has no events: the most popular items"
+    assert out[0] == "newcomer has no events: the most popular items (fallback: popularity)"
     assert all(" 1 event " in line for line in out[1:]) and len(out) == 3, out  # a count, not a score
     assert main(["recommend", "-u", "newcomer", "-k", "2", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)

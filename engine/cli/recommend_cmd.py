@@ -105,7 +105,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     if fallback is not None:
         who = "no usable history" if known_user else "no events"
         kind = "the most popular items" if fallback == "popularity" else "the catalog's most typical items"
-        print(f"{args.user} has {who}: {kind}")
+        print(f"{args.user} has {who}: {kind} (fallback: {fallback})")
     print_recommendations(results, as_json=False, explain=args.explain, show=args.show, titles=titles)
     return 0
 
