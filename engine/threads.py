@@ -14,7 +14,7 @@ it meanwhile. Without ``threadpoolctl`` it does nothing.
 from __future__ import annotations
 
 import contextlib
-import functools
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -25,13 +25,26 @@ _lock = threading.Lock()
 _held = False  # a block (on some thread) holds the limit
 
 
-@functools.cache
+_found: tuple[int, Any] = (-1, None)  # (len(sys.modules) when scanned, the controller)
+
+
 def _controller() -> Any:
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()  # finds the loaded BLAS libraries once (a few ms)
+    """A threadpoolctl controller of the BLAS libraries loaded now.
+
+    Scanning the loaded libraries costs a few ms, so it is redone only when modules were
+    imported since the last scan: a BLAS library (torch's, faiss's, ...) arrives only with an
+    import, and one loaded after the first request must be limited too.
+    """
+    global _found
+    loaded = len(sys.modules)
+    if _found[0] != loaded:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _found = (loaded, None)
+        else:
+            _found = (len(sys.modules), ThreadpoolController())
+    return _found[1]
 
 
 def _claim() -> bool:

@@ -171,7 +171,7 @@ def test_report_shows_history_recommendations_thumbnails_and_weights(
         assert weights == pytest.approx(expected, abs=1e-4) and all(0 < w <= 1 for w in weights)
     for thumbnail in set(re.findall(r'src="(thumbs/[^"]+)"', page)):
         assert (result.out_dir / thumbnail).is_file()
-    assert '<audio controls preload="none" src="media/audio/' in page
+    assert '<audio controls preload="metadata" src="media/audio/' in page  # metadata: players show lengths
     assert 'href="embedding_map.png"' in page and "likes: " in page
 
 

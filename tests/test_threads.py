@@ -55,3 +55,20 @@ def test_a_block_overlapping_another_runs_under_its_limit() -> None:
         with one_blas_thread():  # the limit can be taken again once released
             assert set(blas_threads()) == {1}
         assert blas_threads() == start
+
+
+def test_a_blas_library_loaded_after_the_first_block_is_limited_too() -> None:
+    """A request answered before torch or faiss was imported must not leave their BLAS unlimited later."""
+    import importlib
+
+    with one_blas_thread():
+        pass
+    for name in ("scipy.linalg", "faiss", "torch"):  # each may bring a BLAS of its own
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+    if not blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"), one_blas_thread():
+        assert set(blas_threads()) == {1}
