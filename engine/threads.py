@@ -8,7 +8,8 @@ threads and 0.2 ms with one. :func:`one_blas_thread` holds BLAS at one thread fo
 block. The limit is process-wide (BLAS has no per-thread setting, and threadpoolctl lets
 only the thread that set a limit restore it), so of overlapping blocks (requests answered
 on several threads) the first sets it and restores it when it ends; the others run under
-it meanwhile. Without ``threadpoolctl`` it does nothing.
+it meanwhile, except that a BLAS threaded with OpenMP counts threads per calling thread, so
+each block limits that one on its own thread. Without ``threadpoolctl`` it does nothing.
 """
 
 from __future__ import annotations
@@ -66,8 +67,14 @@ def _release() -> None:
 def one_blas_thread() -> Iterator[None]:
     """BLAS on one thread for the block (see the module docstring)."""
     controller = _controller()
-    if controller is None or not _claim():
+    if controller is None:
         yield
+        return
+    if not _claim():
+        # another block holds the process-wide limit; a BLAS threaded with OpenMP keeps its
+        # thread count per calling thread, so this thread limits (and restores) its own
+        with controller.select(threading_layer="openmp").limit(limits=1, user_api="blas"):
+            yield
         return
     try:
         with controller.limit(limits=1, user_api="blas"):  # set and restored on this thread
