@@ -52,6 +52,7 @@ from polyrec.contracts.records import (
     ItemFailure,
     Recommendation,
     VectorRecord,
+    has_value,
     is_missing,
 )
 
@@ -98,6 +99,7 @@ __all__ = [
     "VectorStore",
     "compose_text",
     "hookimpl",
+    "has_value",
     "is_missing",
     "matches",
     "recency_weights",

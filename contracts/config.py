@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from polyrec.contracts.distributed import DistributedSettings
-from polyrec.contracts.records import is_missing
+from polyrec.contracts.records import has_value
 
 __all__ = [
     "Slot",
@@ -102,11 +102,6 @@ class DatasetSettings(BaseModel):
     events: str | None = None
 
 
-def _present(value: Any) -> bool:
-    # an empty text or list composes to nothing, so it counts as absent here
-    return not is_missing(value) and not (isinstance(value, str | list | tuple) and len(value) == 0)
-
-
 def compose_text(fields: Mapping[str, Any], sources: list[str]) -> str | None:
     """``"name: value"`` lines of the ``sources`` present in ``fields`` (lists joined by ", ").
 
@@ -115,7 +110,7 @@ def compose_text(fields: Mapping[str, Any], sources: list[str]) -> str | None:
     lines = []
     for name in sources:
         value = fields.get(name)
-        if not _present(value):
+        if not has_value(value):
             continue
         text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
         lines.append(f"{name}: {text}")

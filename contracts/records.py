@@ -43,6 +43,16 @@ def is_missing(value: Any) -> bool:
 _PANDAS_MISSING = frozenset({"NAType", "NaTType"})
 
 
+def has_value(value: Any) -> bool:
+    """Whether a value says something: not missing (:func:`is_missing`), not a blank string,
+    not an empty list, tuple or array. What readers, checks and featurisers count as present."""
+    if isinstance(value, str):
+        return value.strip() != ""
+    if isinstance(value, list | tuple | np.ndarray):
+        return len(value) > 0
+    return not is_missing(value)
+
+
 class Item(BaseModel):
     """A catalog item: an id and named fields of any modality.
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from polyrec.contracts import PolyrecError, is_missing
+from polyrec.contracts import PolyrecError, has_value
 
 __all__ = ["ColumnProfile", "InitResult", "profile_column", "infer_config", "render"]
 
@@ -77,17 +77,6 @@ class InitResult:
 
 
 # -- profiling one column ----------------------------------------------------------------
-
-
-def _present(values: Sequence[Any]) -> list[Any]:
-    out = []
-    for value in values:
-        if isinstance(value, list | tuple | np.ndarray):
-            if len(value):
-                out.append(list(value))
-        elif not is_missing(value) and str(value).strip() != "":
-            out.append(value)
-    return out
 
 
 def _sniff(path: Path) -> str | None:
@@ -139,7 +128,7 @@ def _is_date(texts: Sequence[str]) -> bool:
 
 def profile_column(name: str, values: Sequence[Any], base_dir: Path | None = None) -> ColumnProfile:
     """Classify one column from a sample of its values."""
-    present = _present(values)
+    present = [list(v) if isinstance(v, list | tuple | np.ndarray) else v for v in values if has_value(v)]
     if not present:
         return ColumnProfile(name, "empty", "no value in the sample")
     if any(isinstance(value, list) for value in present):

@@ -13,16 +13,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from polyrec.contracts import ConfigError, Item, ItemFailure, PolyrecConfig, is_missing
+from polyrec.contracts import ConfigError, Item, ItemFailure, PolyrecConfig, has_value
 from polyrec.engine.encoding import FieldEncoder
 
 __all__ = ["FieldCheck", "failure_line"]
-
-
-def _present(value: object) -> bool:
-    if isinstance(value, list | tuple | str):
-        return len(value) > 0
-    return not is_missing(value)
 
 
 class FieldCheck:
@@ -44,7 +38,7 @@ class FieldCheck:
         """Count the items' fields; True once every slot has found a field."""
         for item in items:
             self.items += 1
-            self.fields.update(name for name, value in item.fields.items() if _present(value))
+            self.fields.update(name for name, value in item.fields.items() if has_value(value))
         return not self.unmet()
 
     def unmet(self) -> list[str]:

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from polyrec.contracts import is_missing
+from polyrec.contracts import has_value
 
 __all__ = ["ColumnFeatures", "AttributeFeaturizer"]
 
@@ -65,12 +65,6 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _present(value: Any) -> bool:
-    if isinstance(value, list | tuple | np.ndarray):
-        return len(value) > 0
-    return not is_missing(value) and str(value).strip() != ""
-
-
 @dataclass
 class ColumnFeatures:
     """How one column becomes features: its kind and its vocabulary (or bin edges)."""
@@ -93,7 +87,7 @@ class ColumnFeatures:
 
     def tokens(self, value: Any) -> list[str]:
         """The tokens of one value that this column's vocabulary is drawn from."""
-        if not _present(value):
+        if not has_value(value):
             return []
         if self.kind == "tokens":
             items = value if isinstance(value, list | tuple | np.ndarray) else str(value).split()
@@ -108,13 +102,13 @@ class ColumnFeatures:
     def positions(self, value: Any, index: Mapping[str, int]) -> list[int]:
         """Column-local feature positions set by ``value``."""
         if self.kind == "number":
-            number = _number(value) if _present(value) else None
+            number = _number(value) if has_value(value) else None
             return [] if number is None else [int(np.searchsorted(self.edges, number, side="right"))]
         return [index[token] for token in self.tokens(value) if token in index]
 
 
 def _classify(name: str, values: Sequence[Any], min_count: int) -> Kind:
-    present = [value for value in values if _present(value)]
+    present = [value for value in values if has_value(value)]
     if not present:
         return "category"
     if any(isinstance(value, list | tuple | np.ndarray) for value in present):
@@ -143,7 +137,7 @@ def _digit_code(present: Sequence[Any], texts: Sequence[str]) -> bool:
 
 
 def _edges(values: Sequence[Any]) -> list[float]:
-    numbers = np.array([n for n in (_number(v) for v in values if _present(v)) if n is not None], dtype=np.float64)
+    numbers = np.array([n for n in (_number(v) for v in values if has_value(v)) if n is not None], dtype=np.float64)
     quantiles = np.quantile(numbers, np.linspace(0, 1, _NUMBER_BINS + 1)[1:-1])
     return sorted({float(edge) for edge in quantiles})
 
