@@ -260,6 +260,13 @@ class Scorer(Component, ABC):
         events were added since the last call, so serving needs no refit. Default: nothing.
         """
 
+    def observe_item_counts(self, counts: Mapping[str, int]) -> bool:
+        """Take the log's number of events per item instead of the log (optional): return True
+        when that is all :meth:`observe` would have taken from it. At serving time the engine
+        offers the counts first (a store keeps them, whatever the log's size) and reads the
+        whole log for :meth:`observe` only when this returns False, as the default does."""
+        return False
+
 
 class Collection(ABC):
     """One named set of vectors of one dimension and one provenance inside a store.

@@ -241,7 +241,9 @@ class Retriever:
         # event statistics (e.g. a popularity prior) follow new events without a refit
         version = self.layout.version(EVENTS)
         if scorer.observes_events and self._observed_version != version:
-            scorer.observe(self.layout.events().read())
+            events = self.layout.events()
+            if not scorer.observe_item_counts(events.item_counts()):  # counts: not every event
+                scorer.observe(events.read())
             self._observed_version = version
 
     def _with_vectors(self, hits: Sequence[Hit]) -> list[_Candidate]:

@@ -19,7 +19,9 @@ count is worth about three such deviations (``examples/movielens/content-popular
 The counts are statistics, not training: the engine hands every scorer the whole log on
 each ``fit`` (:meth:`Scorer.observe`), also when nothing is trainable, and again before
 scoring whenever events were added since (``observes_events``), so they are not saved and
-serving needs no refit. Until the first observe the scores are pure content; an item
+serving needs no refit. At serving time, without a window, the prior takes the store's events
+per item (``observe_item_counts``) instead of the log, so it costs the same at any log size.
+Until the first observe the scores are pure content; an item
 without events counts 0. So a brand-new item ranks below equally similar items with events: where new items
 must surface (cold start), keep the weight at 0.
 
@@ -31,7 +33,7 @@ rather than pulling in popular items from elsewhere.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,15 +85,30 @@ class PopularityPrior:
         items = np.array([event.item for event in events], dtype=object)
         times = np.array([event.timestamp for event in events], dtype=np.float64)
         uniques, codes = np.unique(items, return_inverse=True) if len(items) else (items, np.zeros(0, np.int64))
-        self.index = {item: code for code, item in enumerate(uniques.tolist())}
-        self.totals = np.bincount(codes, minlength=len(uniques)).astype(np.float64)
-        digest = hashlib.sha256("\n".join(self.index).encode() + self.totals.tobytes())
+        digest = self._set_totals(uniques.tolist(), np.bincount(codes, minlength=len(uniques)))
         if self.window is not None:
             self.times = np.unique(times)
             stride = len(self.times) + 1
             self.keys = np.sort(codes.astype(np.int64) * stride + np.searchsorted(self.times, times))
             digest.update(self.times.tobytes() + self.keys.tobytes())
         self.digest = digest.hexdigest()[:16] if self.index else ""
+
+    def observe_item_counts(self, counts: Mapping[str, int]) -> bool:
+        """The same as :meth:`observe` from the events per item alone; False with a window
+        (which needs each event's time)."""
+        if self.window is not None:
+            return False
+        if self.weight > 0:
+            items = sorted(counts)
+            digest = self._set_totals(items, np.array([counts[item] for item in items], dtype=np.int64))
+            self.digest = digest.hexdigest()[:16] if self.index else ""
+        return True
+
+    def _set_totals(self, items: list[str], totals: np.ndarray) -> Any:
+        """Keep ``totals[i]`` events of ``items[i]`` (sorted); the digest of both, to extend."""
+        self.index = {item: code for code, item in enumerate(items)}
+        self.totals = totals.astype(np.float64)
+        return hashlib.sha256("\n".join(self.index).encode() + self.totals.tobytes())
 
     def counts(self, candidate_ids: Sequence[str], now: float) -> np.ndarray:
         """float64 ``(m,)``: each candidate's events (in the window up to ``now``, if there is one)."""
@@ -141,3 +158,6 @@ class PopularityPriorScorer(Scorer):
 
     def observe(self, events: Sequence[Event]) -> None:
         self.popularity_prior.observe(events)
+
+    def observe_item_counts(self, counts: Mapping[str, int]) -> bool:
+        return self.popularity_prior.observe_item_counts(counts)

@@ -24,6 +24,9 @@
   by every append and erasure of this process, and when the table's version moves under
   it (another process wrote), which is looked for every ``read_consistency_s``, as LanceDB
   itself looks for other writers' commits.
+- ``users()`` and ``item_counts()`` (``GET /users``, a cold user's popular items) come from
+  counts kept per fragment of the table (:mod:`.event_counts`): after a write, only the new
+  fragments are read, so they cost the same at 1M events as at 100k, whichever process wrote.
 - ``erase_user`` deletes a user's rows and then rewrites the files that held them and
   removes every older version (:func:`~.runtime.purge_deleted`), so the rows are gone from
   disk, not only hidden.
@@ -43,6 +46,7 @@ import numpy as np
 
 from polyrec.contracts import Event, EventLog, StoreError
 from polyrec.contracts.event_keys import client_id_of, event_keys
+from polyrec.plugins.stores.lancedb.event_counts import EventCounts
 from polyrec.plugins.stores.lancedb.filters import sql_string
 from polyrec.plugins.stores.lancedb.runtime import (
     COMPACT_EVERY,
@@ -78,7 +82,9 @@ class LanceEventLog(EventLog):
         self._writing = threading.Lock()  # one append of this process at a time: increasing ``seq``
         self._cache = _UserCache(store.config.user_cache_events)
         self._cache_version: int | None = None  # the table version the cached reads are of
+        self._known_version: int | None = None  # the table version last asked for
         self._version_checked = -math.inf  # when it was last asked for (time.monotonic)
+        self._counts = EventCounts(self._open_dataset)
 
     @staticmethod
     def schema() -> pa.Schema:
@@ -95,6 +101,11 @@ class LanceEventLog(EventLog):
                 pa.field("id", pa.utf8(), nullable=True),
             ]
         )
+
+    def _open_dataset(self) -> Any:
+        import lance
+
+        return lance.dataset(self._store.table_uri("events"), storage_options=self._store.storage_options)
 
     def _do(self, coroutine: Coroutine[Any, Any, T], what: str) -> T:
         return run(coroutine, f"{what} on the event log in {self._store.location}")
@@ -202,10 +213,10 @@ class LanceEventLog(EventLog):
         """The table's version, asked at most every ``read_consistency_s`` (None: never again)."""
         interval = self._store.config.read_consistency_s
         now = time.monotonic()
-        if self._cache_version is None or (interval is not None and now - self._version_checked >= interval):
+        if self._known_version is None or (interval is not None and now - self._version_checked >= interval):
             self._version_checked = now
-            return self._do(self._table.version(), "reading the table version")
-        return self._cache_version
+            self._known_version = self._do(self._table.version(), "reading the table version")
+        return self._known_version
 
     def read(self, user: str | None = None) -> list[Event]:
         if user is None:
@@ -247,18 +258,12 @@ class LanceEventLog(EventLog):
         return self._do(self._table.count_rows(), "count")
 
     def users(self) -> list[str]:
-        # one column, unique in Arrow: 0.5 s at 1M events where read() takes 38 s
-        import pyarrow.compute as pc
-
-        column = self._do(self._table.query().select(["user"]).to_arrow(), "reading users").column("user")
-        return sorted(pc.unique(column).to_pylist())
+        self._counts.refresh(self._current_version())
+        return self._counts.users()
 
     def item_counts(self) -> dict[str, int]:
-        import pyarrow.compute as pc
-
-        column = self._do(self._table.query().select(["item"]).to_arrow(), "counting items").column("item")
-        counts = pc.value_counts(column)
-        return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+        self._counts.refresh(self._current_version())
+        return self._counts.item_counts()
 
 
 class _UserCache:
