@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from polyrec.contracts import VectorRecord, matches, validate_filter
+from polyrec.contracts import ConfigError, VectorRecord, matches, validate_filter
 from polyrec.contracts.limits import MAX_FILTER_KEYS, MAX_IN_VALUES
 from polyrec.plugins.stores.lancedb import LanceDBStore, where_clause
 
@@ -90,3 +91,60 @@ def test_large_in_lists_select_what_matches_selects(collection, allowed: list) -
     assert expected, "the case must select something"
     hits = items.search(np.ones(4, np.float32), k=len(records), filter=flt)
     assert {hit.id for hit in hits} == expected
+
+
+# -- defect 7: metadata keys that are not filtered on need not become columns ---------------------
+
+
+def record(item_id: str, **metadata: object) -> VectorRecord:
+    return VectorRecord(id=item_id, vector=np.array([1.0, 0.0, 0.0], np.float32), metadata=metadata)
+
+
+#: the LanceDB table's own reads (not the read snapshot of small stores, where that setting exists)
+LANCE_READS = {"read_snapshot": False} if "read_snapshot" in LanceDBStore.Config.model_fields else {}
+
+
+def typed_column_count(collection) -> int:
+    return sum(1 for name in collection._do(collection._table.schema(), "schema").names if "__" in name)
+
+
+@pytest.mark.parametrize("memory_index", [True, False])
+def test_distinct_keys_across_upserts_stop_adding_columns_at_the_bound(tmp_path: Path, memory_index: bool) -> None:
+    store = LanceDBStore(uri=tmp_path / "db", max_filter_keys=6, memory_index=memory_index, **LANCE_READS)
+    items = store.open("items", dim=3, provenance={"p": "1"})
+    items.upsert([record("first", genre="jazz", year=1999)])
+    for n in range(40):  # 120 distinct keys, a few per upsert
+        items.upsert([record(f"i{n}", genre="rock", **{f"a{n}": n, f"b{n}": "x", f"c{n}": [f"t{n}"]})])
+    columns = typed_column_count(items)
+    assert columns == 6  # genre, year and the first four keys after them, one type each
+    items.upsert([record("late", genre="pop", **{f"z{k}": k for k in range(200)})])
+    assert typed_column_count(items) == columns  # a one-item upsert adds no column
+    assert items.get(["late"])[0].metadata["z199"] == 199  # every key is kept in the JSON
+    assert [hit.id for hit in items.search(np.array([1, 0, 0], np.float32), 5, {"genre": "pop"})] == ["late"]
+    assert [hit.id for hit in items.search(np.array([1, 0, 0], np.float32), 5, {"a1": 1})] == ["i1"]
+    with pytest.raises(ConfigError, match=r"filter.z3.*not filterable.*first 6 metadata keys.*store.max_filter_keys"):
+        items.search(np.array([1, 0, 0], np.float32), 5, {"genre": "pop", "z3": 3})
+
+
+def test_named_filter_keys_only_and_a_key_named_later_is_filled_in(tmp_path: Path) -> None:
+    query = np.array([1, 0, 0], np.float32)
+    store = LanceDBStore(uri=tmp_path / "db", filter_keys=["genre"], **LANCE_READS)
+    items = store.open("items", dim=3, provenance={"p": "1"})
+    items.upsert([record(f"i{n}", genre="jazz" if n % 2 else "rock", year=2000 + n) for n in range(6)])
+    assert typed_column_count(items) == 1
+    with pytest.raises(ConfigError, match=r"filter.year.*store.filter_keys names the filterable keys \('genre'\)"):
+        items.search(query, 5, {"year": 2003})
+    assert sorted(hit.id for hit in items.search(query, 5, {"genre": "jazz"})) == ["i1", "i3", "i5"]
+    store.close()
+    # the operator names ``year`` too: the first write that adds its column fills in the stored rows
+    store = LanceDBStore(uri=tmp_path / "db", filter_keys=["genre", "year"], **LANCE_READS)
+    items = store.open("items", dim=3, provenance={"p": "1"})
+    items.upsert([record("new", genre="pop", year=2010)])
+    assert sorted(hit.id for hit in items.search(query, 10, {"year": {"$gte": 2003}})) == ["i3", "i4", "i5", "new"]
+
+
+def test_filter_keys_are_checked_with_the_config() -> None:
+    with pytest.raises(ValidationError, match="max_filter_keys"):
+        LanceDBStore(max_filter_keys=-1)
+    with pytest.raises(ValidationError, match="filter_keys"):
+        LanceDBStore(filter_keys=[f"k{n}" for n in range(300)])

@@ -37,6 +37,7 @@ import numpy as np
 
 from polyrec.contracts import StoreError, VectorRecord
 from polyrec.plugins.stores.checks import validate_records
+from polyrec.plugins.stores.lancedb.filter_columns import FilterColumns
 from polyrec.plugins.stores.lancedb.filters import metadata_column, value_kind
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ class FragmentWriter:
     dim: int
     plugin: str
     storage_options: dict[str, str] | None = None
+    filter_columns: FilterColumns = field(default_factory=FilterColumns)  # which metadata keys get typed columns
 
     def _dataset(self) -> Any:
         import lance
@@ -159,7 +161,7 @@ class FragmentWriter:
         if not good:
             return receipt
         batch = validate_records(good, dim=self.dim, collection=self.collection, plugin=self.plugin)
-        typed = typed_columns(batch.metadata)
+        typed = self.filter_columns.kept(typed_columns(batch.metadata), self._dataset().schema.names)
         schema = self._schema_with(typed)
         metadata_json = [json.dumps(values, ensure_ascii=False) for values in batch.metadata]
         rows = arrow_rows(schema, self.dim, batch.ids, batch.vectors, metadata_json, typed)

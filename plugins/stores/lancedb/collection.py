@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from polyrec.contracts import Collection, Hit, StoreError, VectorRecord, matches
+from polyrec.contracts import Collection, Hit, StoreError, VectorRecord, matches, validate_filter
 from polyrec.plugins.stores.checks import validate_query, validate_records
 from polyrec.plugins.stores.lancedb.bulk import (
     FragmentReceipt,
@@ -27,6 +27,7 @@ from polyrec.plugins.stores.lancedb.bulk import (
     commit_receipts,
     typed_columns,
 )
+from polyrec.plugins.stores.lancedb.filter_columns import FilterColumns, json_key_marker
 from polyrec.plugins.stores.lancedb.filters import NO_MATCH, sql_string, where_clause
 from polyrec.plugins.stores.lancedb.memory_index import MemoryANN
 from polyrec.plugins.stores.lancedb.runtime import (
@@ -135,6 +136,7 @@ class LanceCollection(Collection):
         self.name, self.dim, self.provenance = name, dim, provenance
         self._store, self._table, self._config = store, table, store.config
         self._columns: set[str] = set()
+        self._filter_columns = store.filter_columns  # which metadata keys get typed columns: bounded
         self._index: _IndexState | None = None
         self._writes = 0
         self._memory: MemoryANN | None = None  # see memory_index.py; built at the first unfiltered search
@@ -218,10 +220,13 @@ class LanceCollection(Collection):
     ) -> None:
         import pyarrow as pa
 
-        typed = typed_columns(metadata)
+        typed = self._filter_columns.kept(typed_columns(metadata), self._columns)
         new_columns = [name for name in typed if name not in self._columns]
         if new_columns:
+            new_keys = self._filter_columns.added_keys(new_columns, self._columns)
             await self._table.add_columns([pa.field(name, arrow_type(name[-1])) for name in new_columns])
+            if new_keys and await self._table.count_rows():
+                await self._fill_new_columns(new_keys)
         schema = await self._table.schema()
         self._columns = set(schema.names)
         data = arrow_rows(schema, self.dim, ids, vectors, metadata_json, typed)
@@ -237,12 +242,38 @@ class LanceCollection(Collection):
                 exc,
             )
 
+    async def _fill_new_columns(self, keys: list[str]) -> None:
+        """Fill the typed columns just added for ``keys`` on the rows already stored that hold
+        them in their JSON (kept there only, when the keys were not filterable before: a
+        ``filter_keys`` or ``max_filter_keys`` that changed). Once per new key, at most the bound."""
+        where = " OR ".join(f"strpos(metadata, {sql_string(json_key_marker(key))}) > 0" for key in keys)
+        table = await self._table.query().where(where).select(["id", "vector", "metadata"]).to_arrow()
+        if not table.num_rows:
+            return
+        metadata = _decoded(table)
+        schema = await self._table.schema()
+        typed = self._filter_columns.kept(typed_columns(metadata), set(schema.names))
+        data = arrow_rows(
+            schema,
+            self.dim,
+            table.column("id").to_pylist(),
+            _vectors_of(table, self.dim),
+            table.column("metadata").to_pylist(),
+            typed,
+        )
+        await self._table.merge_insert("id").when_matched_update_all().execute(data)
+
     # -- distributed writes (Lance fragments: see bulk.py) --
 
     def bulk_writer(self) -> FragmentWriter:
         """A picklable writer of fragments of this table, for Ray workers."""
         return FragmentWriter(
-            self.name, self._store.table_uri(self.name), self.dim, self._store.name, self._store.storage_options
+            self.name,
+            self._store.table_uri(self.name),
+            self.dim,
+            self._store.name,
+            self._store.storage_options,
+            self._filter_columns,
         )
 
     def commit_bulk(self, receipts: Sequence[FragmentReceipt], replaced: Sequence[str]) -> None:
@@ -351,6 +382,8 @@ class LanceCollection(Collection):
         if where == NO_MATCH:  # perhaps a key that another writer added since we read the schema
             self._columns = set(self._do(self._table.schema(), "reading the schema").names)
             where = where_clause(filter, self._columns)
+            if where == NO_MATCH and filter:  # a key without columns: can items hold it?
+                self._filter_columns.check_filterable(validate_filter(filter), self._columns)
         if k <= 0 or where == NO_MATCH:
             return []
         if self._config.memory_index:

@@ -12,8 +12,10 @@ How a collection is stored, and why:
   ``metadata`` (the metadata dict as JSON). JSON is what :meth:`get` and search hits read
   back, because it keeps what typed columns lose: int vs float vs bool, key order, and
   keys whose value is ``None``.
-- One typed, nullable column per metadata key *and* value type, added the first time
-  that pair appears: ``m_<key>__s`` (string), ``__i`` (int64), ``__f`` (float64),
+- One typed, nullable column per filterable metadata key *and* value type, added the first
+  time that pair appears (filterable: the keys ``filter_keys`` names, else the first
+  ``max_filter_keys`` keys seen; the others stay in the JSON, see ``filter_columns.py``):
+  ``m_<key>__s`` (string), ``__i`` (int64), ``__f`` (float64),
   ``__b`` (bool), ``__l`` (list of strings); keys that are not plain identifiers are
   hex-encoded (``mx_<hex>__s``). These columns exist only for filtering: a filter is
   translated to a SQL ``WHERE`` over them (:func:`polyrec.plugins.stores.lancedb.filters.where_clause`) that follows
@@ -79,6 +81,7 @@ from polyrec.contracts import ComponentConfig, StoreError, VectorStore, hookimpl
 from polyrec.plugins.stores.checks import check_provenance
 from polyrec.plugins.stores.lancedb.collection import LanceCollection, auto_nprobes, auto_num_partitions
 from polyrec.plugins.stores.lancedb.events import LanceEventLog
+from polyrec.plugins.stores.lancedb.filter_columns import DEFAULT_MAX_FILTER_KEYS, FilterColumns
 from polyrec.plugins.stores.lancedb.filters import metadata_column, where_clause
 from polyrec.plugins.stores.lancedb.runtime import run
 
@@ -140,6 +143,18 @@ class LanceDBConfig(ComponentConfig):
     read_consistency_s: float | None = Field(
         default=5.0, ge=0, description="how stale reads may be when another process writes (None: never refresh)"
     )
+    filter_keys: list[str] | None = Field(
+        default=None,
+        max_length=256,
+        description="the metadata keys that can be filtered on (typed columns); others stay in the metadata "
+        "JSON only (default: the first max_filter_keys keys seen)",
+    )
+    max_filter_keys: int = Field(
+        default=DEFAULT_MAX_FILTER_KEYS,
+        ge=0,
+        le=1024,
+        description="without filter_keys: how many distinct metadata keys get filter columns, the first seen",
+    )
 
     @field_validator("uri", mode="before")
     @classmethod
@@ -187,6 +202,12 @@ class LanceDBStore(VectorStore):
     @property
     def storage_options(self) -> dict[str, str] | None:
         return dict(self.config.storage_options) or None
+
+    @property
+    def filter_columns(self) -> FilterColumns:
+        """Which metadata keys get typed filter columns (filter_keys / max_filter_keys)."""
+        keys = self.config.filter_keys
+        return FilterColumns(None if keys is None else tuple(keys), self.config.max_filter_keys)
 
     def table_uri(self, name: str) -> str:
         """Where table ``name`` lives (a Lance dataset): ``<uri>/<name>.lance``."""
