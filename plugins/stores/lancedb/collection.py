@@ -27,7 +27,7 @@ from polyrec.plugins.stores.lancedb.bulk import (
     commit_receipts,
     typed_columns,
 )
-from polyrec.plugins.stores.lancedb.filter_columns import FilterColumns, json_key_marker
+from polyrec.plugins.stores.lancedb.filter_columns import json_key_marker
 from polyrec.plugins.stores.lancedb.filters import NO_MATCH, sql_string, where_clause
 from polyrec.plugins.stores.lancedb.memory_index import MemoryANN
 from polyrec.plugins.stores.lancedb.runtime import (
