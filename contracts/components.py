@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from polyrec.contracts.media import file_content_bytes
-from polyrec.contracts.records import Event, Hit, Item, VectorRecord
+from polyrec.contracts.records import Event, Hit, Item, SearchRows, VectorRecord
 
 __all__ = [
     "ComponentConfig",
@@ -298,6 +298,25 @@ class Collection(ABC):
     @abstractmethod
     def search(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
         """Top-k by inner product (higher is nearer), after the metadata filter."""
+
+    def search_rows(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> SearchRows:
+        """:meth:`search`'s hits with their vectors, as columns (optional). The default asks
+        :meth:`get` for the vectors; a store that has them at hand overrides it and saves
+        that second lookup (the engine calls this on every recommendation)."""
+        hits = self.search(vector, k, filter)
+        records = {record.id: record for record in self.get([hit.id for hit in hits])}
+        kept = [hit for hit in hits if hit.id in records]  # a concurrent delete may have removed some
+        vectors = (
+            np.stack([np.asarray(records[hit.id].vector, np.float32) for hit in kept])
+            if kept
+            else np.zeros((0, self.dim), np.float32)
+        )
+        return SearchRows(
+            [hit.id for hit in kept],
+            np.array([hit.score for hit in kept], dtype=np.float64),
+            vectors,
+            [records[hit.id].metadata for hit in kept],
+        )
 
     @abstractmethod
     def count(self) -> int: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "ItemFailure",
     "VectorRecord",
     "Hit",
+    "SearchRows",
 ]
 
 Metadata = dict[str, Any]
@@ -191,3 +193,20 @@ class Hit(BaseModel):
     id: str
     score: float
     metadata: Metadata = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchRows:
+    """A search's results as columns, best first: ids, scores, vectors ``(n, dim)`` and metadata.
+
+    What :meth:`Collection.search_rows` returns: the hits with their vectors, for callers that
+    score the hits again (the engine's re-rank), without one record object per row.
+    """
+
+    ids: list[str]
+    scores: np.ndarray
+    vectors: np.ndarray
+    metadata: list[Metadata]
+
+    def __len__(self) -> int:
+        return len(self.ids)

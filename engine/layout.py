@@ -36,6 +36,7 @@ from polyrec.contracts import (
     Fusion,
     Hit,
     ProvenanceMismatchError,
+    SearchRows,
     VectorRecord,
     VectorStore,
 )
@@ -113,6 +114,9 @@ class _VersionedCollection(_Delegating, Collection):
 
     def search(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
         return self.inner.search(vector, k, filter)
+
+    def search_rows(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> SearchRows:
+        return self.inner.search_rows(vector, k, filter)
 
     def count(self) -> int:
         return self.inner.count()

@@ -25,7 +25,7 @@ and searched in that encoder's own collection ``field__<slot>`` (same space, fla
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,8 +214,7 @@ class Retriever:
         self._observe_if_stale(scorer)
         query = np.asarray(scorer.query_vector(history), np.float32)
         pool = max(self.assembly.settings.retrieval.candidates, k) + len(excluded)
-        hits = [hit for hit in self.layout.items().search(query, pool, filter) if hit.id not in excluded]
-        candidates = self._with_vectors(hits)
+        candidates = self._nearest(query, pool, filter, excluded)
         if prior is not None:  # the prior's favourites compete too, not only the history's neighbours
             taken = excluded | {c.id for c in candidates}
             candidates += self._ranked_candidates(
@@ -246,9 +245,17 @@ class Retriever:
                 scorer.observe(events.read())
             self._observed_version = version
 
-    def _with_vectors(self, hits: Sequence[Hit]) -> list[_Candidate]:
-        records = {record.id: record for record in self.layout.items().get([hit.id for hit in hits])}
-        return [_candidate(records[hit.id], hit.score) for hit in hits if hit.id in records]
+    def _nearest(
+        self, vector: np.ndarray, n: int, filter: Mapping[str, Any] | None, excluded: Container[str]
+    ) -> list[_Candidate]:
+        """The ``n`` stored items nearest ``vector`` that pass the filter, less ``excluded``, with their
+        vectors (for the re-rank) from the search itself: one store lookup, not two."""
+        rows = self.layout.items().search_rows(vector, n, filter)
+        return [
+            _Candidate(item_id, float(rows.scores[row]), rows.vectors[row], dict(rows.metadata[row]))
+            for row, item_id in enumerate(rows.ids)
+            if item_id not in excluded
+        ]
 
     def _cold(
         self, k: int, filter: Mapping[str, Any] | None, excluded: set[str], diversity: float, flags: list[str]
@@ -317,8 +324,7 @@ class Retriever:
         centroid = self._catalog_centroid()
         if centroid is None:
             return []
-        hits = [hit for hit in self.layout.items().search(centroid, n, filter) if hit.id not in excluded]
-        return self._with_vectors(hits)
+        return self._nearest(centroid, n, filter, excluded)
 
     def _catalog_centroid(self) -> np.ndarray | None:
         version = self.layout.version(ITEMS)
@@ -341,8 +347,7 @@ class Retriever:
             raise ItemError(str(item_id), None, None, "not in the store: ingest it first (or check the id)")
         source = records[0]
         pool = k + 1 if diversity == 0 else max(k, self.assembly.settings.retrieval.candidates) + 1
-        hits = [h for h in self.layout.items().search(source.vector, pool, filter) if h.id != source.id]
-        candidates = self._with_vectors(hits)
+        candidates = self._nearest(source.vector, pool, filter, {source.id})
         because = [HistoryWeight(item=source.id, weight=1.0)]
         for candidate in candidates:
             candidate.explanation = because

@@ -239,6 +239,26 @@ class StoreContract:
         assert hits[0].metadata == {"position": 2}
         assert items.search(records[2].vector, k=0) == []
 
+    @pytest.mark.parametrize("filter", [None, {"position": {"$gte": 10}}], ids=["unfiltered", "filtered"])
+    def test_search_rows_are_the_search_hits_with_their_stored_vectors(
+        self, store: VectorStore, filter: dict[str, Any] | None
+    ) -> None:
+        items = self.open_items(store)
+        records = self.records(60, seed=5)
+        items.upsert(records)
+        query = records[30].vector
+        hits = items.search(query, k=20, filter=filter)
+        rows = items.search_rows(query, k=20, filter=filter)
+        assert rows.ids == [hit.id for hit in hits]
+        np.testing.assert_allclose(rows.scores, [hit.score for hit in hits], atol=self.score_atol)
+        assert rows.metadata == [hit.metadata for hit in hits]
+        stored = {record.id: record.vector for record in records}
+        assert rows.vectors.shape == (len(hits), self.dim)
+        for item_id, vector in zip(rows.ids, rows.vectors, strict=True):
+            np.testing.assert_allclose(vector, stored[item_id], atol=1e-6)
+        empty = items.search_rows(query, k=0)
+        assert len(empty) == 0 and empty.vectors.shape == (0, self.dim)
+
     def test_empty_collection_search_returns_nothing(self, store: VectorStore) -> None:
         items = self.open_items(store)
         query = np.ones(self.dim, dtype=np.float32)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from polyrec.contracts import Collection, Hit, StoreError, VectorRecord, matches, validate_filter
+from polyrec.contracts import Collection, Hit, SearchRows, StoreError, VectorRecord, matches, validate_filter
 from polyrec.plugins.stores.checks import validate_query, validate_records
 from polyrec.plugins.stores.lancedb.bulk import (
     FragmentReceipt,
@@ -378,16 +378,12 @@ class LanceCollection(Collection):
 
     def search(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
         query = validate_query(vector, self.dim, collection=self.name)
-        where = where_clause(filter, self._columns)
-        if where == NO_MATCH:  # perhaps a key that another writer added since we read the schema
-            self._columns = set(self._do(self._table.schema(), "reading the schema").names)
-            where = where_clause(filter, self._columns)
-            if where == NO_MATCH and filter:  # a key without columns: can items hold it?
-                self._filter_columns.check_filterable(validate_filter(filter), self._columns)
+        where = self._where(filter)
         if k <= 0 or where == NO_MATCH:
             return []
         if self._config.memory_index:
-            ids, scores, metadata = self._memory_search(query, k, where)
+            memory = self._synced_memory()
+            ids, scores, metadata = memory.search(query, k, *self._memory_plan(memory, k, where))
         else:
             ids, scores, metadata = self._do(self._search(query, k, where), "search")
         hits = [
@@ -395,6 +391,32 @@ class LanceCollection(Collection):
             for item_id, score, values in zip(ids, scores, metadata, strict=True)
         ]
         return [hit for hit in hits if matches(hit.metadata, filter)]  # a safety net: the SQL is exact
+
+    def search_rows(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> SearchRows:
+        """From the in-memory index: the vectors come with the hits, no second lookup."""
+        if not self._config.memory_index:
+            return super().search_rows(vector, k, filter)
+        query = validate_query(vector, self.dim, collection=self.name)
+        where = self._where(filter)
+        if k <= 0 or where == NO_MATCH:
+            return SearchRows([], np.empty(0), np.empty((0, self.dim), np.float32), [])
+        memory = self._synced_memory()
+        rows = memory.search_rows(query, k, *self._memory_plan(memory, k, where))
+        kept = [row for row, values in enumerate(rows.metadata) if matches(values, filter)]  # the safety net
+        if len(kept) == len(rows):
+            return rows
+        return SearchRows(
+            [rows.ids[row] for row in kept], rows.scores[kept], rows.vectors[kept], [rows.metadata[row] for row in kept]
+        )
+
+    def _where(self, filter: Mapping[str, Any] | None) -> str | None:
+        where = where_clause(filter, self._columns)
+        if where == NO_MATCH:  # perhaps a key that another writer added since we read the schema
+            self._columns = set(self._do(self._table.schema(), "reading the schema").names)
+            where = where_clause(filter, self._columns)
+            if where == NO_MATCH and filter:  # a key without columns: can items hold it?
+                self._filter_columns.check_filterable(validate_filter(filter), self._columns)
+        return where
 
     def _version_now(self) -> int | None:
         """The table's version, asked of LanceDB at most every ``read_consistency_s`` (it looks
@@ -406,16 +428,16 @@ class LanceCollection(Collection):
             return self._do(self._table.version(), "reading the table version")
         return self._memory_version
 
-    def _memory_search(self, query: np.ndarray, k: int, where: str | None = None) -> _Ranked:
-        memory = self._synced_memory()
+    def _memory_plan(self, memory: MemoryANN, k: int, where: str | None) -> tuple[int, tuple[Any, int] | None]:
+        """How to ask the in-memory index for the top ``k`` passing ``where``: (nprobes, allowed rows)."""
         if where is None:
-            return memory.search(query, k, auto_nprobes(memory.partitions, k, self._config.nprobes))
+            return auto_nprobes(memory.partitions, k, self._config.nprobes), None
         allowed = self._matching(memory, where)
         if allowed[1] <= max(k, self._config.exact_filter_rows):  # few rows pass: rank them all, exactly
-            return memory.search(query, k, memory.partitions, allowed)
+            return memory.partitions, allowed
         # the filtered top-k lie as deep as the unfiltered top-(k / selectivity)
         depth = k * len(memory) / max(1, allowed[1])
-        return memory.search(query, k, auto_nprobes(memory.partitions, depth, self._config.nprobes), allowed)
+        return auto_nprobes(memory.partitions, depth, self._config.nprobes), allowed
 
     def _matching(self, memory: MemoryANN, where: str) -> tuple[Any, int]:
         """The in-memory rows a filter passes, asked of LanceDB once per filter and index version

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from polyrec.contracts import SearchRows
+
 __all__ = ["MemoryANN"]
 
 _MIN_TRAIN_PER_PARTITION = 39  # faiss warns below this many training points per centroid
@@ -169,12 +171,25 @@ class MemoryANN:
     ) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
         """The top ``k`` rows by inner product, best first: ids, scores, metadata; only rows of
         ``allowed`` (from :meth:`labels`) when given."""
+        ids, scores, metadata, _ = self._top(query, k, nprobes, allowed, with_vectors=False)
+        return ids, scores, metadata
+
+    def search_rows(
+        self, query: np.ndarray, k: int, nprobes: int, allowed: tuple[Any, int] | None = None
+    ) -> SearchRows:
+        """:meth:`search` with the rows' vectors, read under the same lock (so they match the ids)."""
+        ids, scores, metadata, vectors = self._top(query, k, nprobes, allowed, with_vectors=True)
+        return SearchRows(ids, scores, vectors, metadata)  # type: ignore[arg-type]
+
+    def _top(
+        self, query: np.ndarray, k: int, nprobes: int, allowed: tuple[Any, int] | None, with_vectors: bool
+    ) -> tuple[list[str], np.ndarray, list[dict[str, Any]], np.ndarray]:
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
         selector, count = allowed if allowed is not None else (None, len(self._slot))
         with self._lock:
             k = min(k, len(self._slot), count)
             if k <= 0:
-                return [], np.empty(0), []
+                return [], np.empty(0), [], np.empty((0, self.dim), np.float32)
             scores, labels = self._search_locked(query, k, nprobes, selector)
             found = labels[0] >= 0
             if not found.all() and nprobes < self.partitions:  # too few rows in the probed partitions
@@ -183,7 +198,10 @@ class MemoryANN:
             labels, scores = labels[0][found], scores[0][found].astype(np.float64)
             ids = [self._ids[label] for label in labels]
             metadata = self._decoded_locked(labels.tolist())
-        return ids, scores, metadata  # type: ignore[return-value]  # live labels only
+            vectors = self._index.reconstruct_batch(labels) if with_vectors and len(labels) else None
+        if vectors is None:
+            vectors = np.empty((0, self.dim), np.float32)
+        return ids, scores, metadata, vectors  # type: ignore[return-value]  # live labels only
 
     def _search_locked(
         self, query: np.ndarray, k: int, nprobes: int, selector: Any = None

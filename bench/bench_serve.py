@@ -1,0 +1,240 @@
+"""Served ``GET /users/{id}/recommendations`` under concurrent clients, against ``Engine.recommend``
+called in-process one at a time in the same run.
+
+    python bench/bench_serve.py [--items 20000] [--users 200] [--clients 16] [--seconds 15]
+
+The store is ``bench_recommend``'s (synthetic 384-d embeddings through its ``bench-rows`` encoder,
+LanceDB, ``weighted-concat``, ``target-attention``, 200 candidates), built once in a temporary
+folder. Then:
+
+- ``in process``: ``Engine.recommend(user, k=10)`` in a loop on one thread: the single-core rate
+  a server process could at best reach;
+- ``served``: ``polyrec serve``'s app (with an API key, as deployed) in a child process on a free
+  127.0.0.1 port, one uvicorn worker; ``--clients`` keep-alive connections from a second child
+  process (asyncio, raw HTTP/1.1, so the client costs little CPU) ask for recommendations of
+  random users for ``--seconds``.
+
+Reported: calls/s, p50 and p99 of both, and the served throughput as a share of the in-process
+rate (the issue's goal: >= 0.8x, p99 < 100 ms with 16 clients on a quiet machine). Any non-200
+answer fails the run. Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_recommend
+from bench_store import synthetic_embeddings
+
+from polyrec.engine.engine import Engine
+from polyrec.engine.plugins import build_plugin_manager
+
+K = 10
+#: one key for the run; the children (server, clients) inherit it through the environment
+API_KEY = os.environ.setdefault("POLYREC_BENCH_KEY", "prk_bench-" + secrets.token_urlsafe(12))
+START_TIMEOUT_S = 120.0
+
+
+def _plugins() -> Any:
+    return build_plugin_manager(extra=[("bench-rows", bench_recommend)], load_entry_points=False)
+
+
+def _engine(workdir: Path) -> Engine:
+    return Engine.from_config(bench_recommend.engine_config(workdir, True), plugin_manager=_plugins())
+
+
+def build_store(workdir: Path, items: int, users: int, dim: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    matrix, _, _ = synthetic_embeddings(items, dim, rng)
+    np.save(workdir / "vectors.npy", matrix)
+    with _engine(workdir) as engine:
+        engine.ingest({"id": f"i{row}", "vector": row} for row in range(items))
+        engine.add_events(bench_recommend.synthetic_events(matrix, users, rng))
+    return [f"u{user}" for user in range(users)]
+
+
+def in_process(workdir: Path, users: list[str], seconds: float) -> list[float]:
+    """Latencies (ms) of back-to-back ``recommend`` calls on one thread for about ``seconds``."""
+    latencies: list[float] = []
+    with _engine(workdir) as engine:
+        for user in users[:5]:  # the in-memory index and caches, as the server warms them
+            engine.recommend(user, K)
+        rng = random.Random(0)
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            engine.recommend(rng.choice(users), K)
+            latencies.append((time.perf_counter() - start) * 1e3)
+    return latencies
+
+
+def serve_child(workdir: Path, port: int) -> None:
+    """The server process: the app over the bench store, the bench key required."""
+    import uvicorn
+
+    from polyrec.engine.server.app import create_app
+    from polyrec.engine.server.auth import AccessPolicy, ApiKey, KeyRing, digest_of
+
+    access = AccessPolicy(keys=KeyRing([ApiKey("bench", frozenset({"read", "write"}), digest_of(API_KEY))]))
+    app = create_app(_engine(workdir), access=access)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=1)
+
+
+async def _client(port: int, users: list[str], deadline: float, seed: int, out: list[Any]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    rng = random.Random(seed)
+    try:
+        while time.perf_counter() < deadline:
+            user = rng.choice(users)
+            request = (
+                f"GET /users/{user}/recommendations?k={K} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {API_KEY}\r\n\r\n"
+            )
+            start = time.perf_counter()
+            writer.write(request.encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+            out.append(((time.perf_counter() - start) * 1e3, status))
+    finally:
+        writer.close()
+
+
+def clients_child(port: int, users: list[str], clients: int, seconds: float) -> None:
+    """The load: ``clients`` connections for ``seconds``; prints one JSON line of results."""
+    out: list[Any] = []
+
+    async def main() -> None:
+        deadline = time.perf_counter() + seconds
+        await asyncio.gather(*(_client(port, users, deadline, seed, out) for seed in range(clients)))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    print(json.dumps({"seconds": time.perf_counter() - started, "results": out}))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/users/u0/recommendations?k={K}")
+    request.add_header("Authorization", f"Bearer {API_KEY}")
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited ({server.returncode}) before answering")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the server did not answer within {START_TIMEOUT_S:.0f} s")
+
+
+def served(workdir: Path, users: list[str], clients: int, seconds: float) -> tuple[float, list[float], int]:
+    """(seconds, latencies in ms, non-200 answers) of the served run."""
+    port = _free_port()
+    me = [sys.executable, str(Path(__file__).resolve())]
+    server = subprocess.Popen([*me, "--serve", str(workdir), "--port", str(port)])
+    try:
+        _wait_ready(port, server)
+        for user in users[:5]:  # the same warm-up as in process
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"http://127.0.0.1:{port}/users/{user}/recommendations?k={K}",
+                    headers={"Authorization": f"Bearer {API_KEY}"},
+                ),
+                timeout=30,
+            ).read()
+        load = subprocess.run(
+            [*me, "--clients-child", str(port), "--clients", str(clients), "--seconds", str(seconds),
+             "--user-list", ",".join(users)],
+            capture_output=True, text=True, check=True, timeout=seconds + 120,
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    report = json.loads(load.stdout.strip().splitlines()[-1])
+    latencies = [latency for latency, _ in report["results"]]
+    bad = sum(1 for _, status in report["results"] if status != 200)
+    return float(report["seconds"]), latencies, bad
+
+
+def run(args: argparse.Namespace, workdir: Path) -> int:
+    users = build_store(workdir, args.items, args.users, args.dim, args.seed)
+    local = in_process(workdir, users, args.seconds)
+    seconds, remote, bad = served(workdir, users, args.clients, args.seconds)
+    local_rate = len(local) / (sum(local) / 1e3)
+    remote_rate = len(remote) / seconds
+    print(f"{args.items:,} items x {args.dim}, {args.users} users, recommend k={K}")
+    print(f"{'':>34}  {'calls/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'x in-process':>12}")
+    rows = [
+        ("in process, one call at a time", local_rate, local),
+        (f"served, {args.clients} clients, 1 worker", remote_rate, remote),
+    ]
+    for name, rate, latencies in rows:
+        p50, p99 = np.percentile(latencies, [50, 99])
+        print(f"{name:>34}  {rate:8.1f}  {p50:7.2f}  {p99:7.2f}  {rate / local_rate:11.2f}x")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"(goal: served >= 0.8x in process, p99 < 100 ms; load average {load} on {os.cpu_count()} CPUs)")
+    if bad:
+        print(f"{bad} answers were not 200", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--clients-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--user-list", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.serve is not None:
+        serve_child(args.serve, args.port)
+        return
+    if args.clients_child is not None:
+        clients_child(args.clients_child, args.user_list.split(","), args.clients, args.seconds)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="polyrec-bench-serve-"))
+    try:
+        raise SystemExit(run(args, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
