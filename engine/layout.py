@@ -188,6 +188,12 @@ class StoreLayout:
         """How many writes ``name`` (a collection, or :data:`EVENTS`) has seen in this process."""
         return self._writes.counts[name]
 
+    def changed_elsewhere(self, name: str) -> None:
+        """Another process wrote ``name`` (a server saw the store's count move): counted as a
+        write, so what was computed from the old data here is computed again."""
+        with self._writes.writing(name):
+            pass
+
     # -- dims and provenance -------------------------------------------------------------
 
     def field_dim(self, encoder: FieldEncoder) -> int:

@@ -23,8 +23,9 @@ from polyrec.engine.server.writes import Writes
 
 if TYPE_CHECKING:
     from polyrec.engine.engine import Engine
+    from polyrec.engine.server.reload import StoreFollower
 
-__all__ = ["CatalogDirectory", "Context", "ServerContext", "UserDirectory", "server_context"]
+__all__ = ["CatalogDirectory", "Context", "ServerContext", "UserDirectory", "load_text_query_model", "server_context"]
 
 log = logging.getLogger(__name__)
 
@@ -98,39 +99,63 @@ class ServerContext:
     catalog: CatalogDirectory = field(default_factory=CatalogDirectory)
     media: MediaResolver = field(init=False)
     writes: Writes = field(init=False)
+    follower: StoreFollower | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.media = MediaResolver(self.limits.media_dirs)
         self.writes = Writes(self.engine)
 
     def open_collections(self) -> None:
-        """Warm the engine up once at startup, before concurrent requests race to create collections."""
+        """Warm the engine up once at startup, before concurrent requests race to create collections;
+        then follow other processes' writes and fits (an engine this app built: see :mod:`.reload`)."""
         with self.writes.lock:
             try:
                 self.engine.warm_up()
             except PolyrecError as exc:  # e.g. a provenance mismatch: /health and each request report it
                 log.warning("polyrec server: the store's collections cannot be opened: %s", exc)
                 return
-        self._load_the_text_query_model()
+        load_text_query_model(self.engine)
+        self._follow_the_store()
 
-    def _load_the_text_query_model(self) -> None:
-        """One text search at startup loads the model a text query needs (seconds), so the first
-        search a person makes is not the one that waits for it."""
-        takes_text = any(
-            "text" in encoder["query_modalities"] and encoder["usable"]
-            for encoder in self.engine.components()["encoders"].values()
-        )
-        if not takes_text or self.engine.count() == 0:
-            return
-        try:
-            self.engine.search("warm up", k=1)
-        except (PolyrecError, ValueError) as exc:  # the first real search reports it
-            log.warning("polyrec server: the text query model could not be loaded at startup: %s", exc)
+    def _follow_the_store(self) -> None:
+        from polyrec.engine.server.reload import StoreFollower, follow_interval
+
+        interval = follow_interval(self.engine)
+        if self.owns_engine and interval is not None:  # an Engine passed in is its owner's to reload
+            self.follower = StoreFollower(self, interval)
+            self.follower.start()
+
+    def replace_engine(self, engine: Engine) -> Engine:
+        """Serve from ``engine`` from now on (a new fit's state); return the one it replaces.
+        Under the write lock, so every write runs wholly on one engine."""
+        with self.writes.lock:
+            previous, self.engine = self.engine, engine
+            self.writes.engine = engine
+        self.users.forget()
+        self.catalog.forget()
+        return previous
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         if self.owns_engine:
             with self.writes.lock:
                 self.engine.close()
+
+
+def load_text_query_model(engine: Engine) -> None:
+    """One text search at startup loads the model a text query needs (seconds), so the first
+    search a person makes is not the one that waits for it."""
+    takes_text = any(
+        "text" in encoder["query_modalities"] and encoder["usable"]
+        for encoder in engine.components()["encoders"].values()
+    )
+    if not takes_text or engine.count() == 0:
+        return
+    try:
+        engine.search("warm up", k=1)
+    except (PolyrecError, ValueError) as exc:  # the first real search reports it
+        log.warning("polyrec server: the text query model could not be loaded at startup: %s", exc)
 
 
 def server_context(request: Request) -> ServerContext:
