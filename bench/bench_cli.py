@@ -9,8 +9,16 @@ each of these runs ``--runs`` times as a fresh process:
 
 - ``python -c pass``: the interpreter alone;
 - ``polyrec --help``: the CLI's own imports (the baseline);
-- ``polyrec recommend --user ada -k 5``: a one-shot recommendation, store opened and closed;
-- ``polyrec recommend ... --explain --json``.
+- ``polyrec recommend --user ada -k 5``: a one-shot recommendation, store opened and closed
+  (answered from the store's read snapshot, see plugins/stores/lancedb/snapshot.py);
+- ``polyrec recommend ... --explain --json``;
+- ``recommend, first after a write``: the snapshot file deleted first, so the command reads
+  through LanceDB and writes a new snapshot when it closes (what the first read after
+  ``ingest``/``events``/``fit`` by another store costs; the writer itself leaves one).
+
+Every command runs as a user's Python does: with a bytecode cache (in a temporary folder,
+``PYTHONPYCACHEPREFIX``, filled by a first untimed run), whatever ``PYTHONDONTWRITEBYTECODE``
+says in this shell; without one, each run also compiles polyrec's modules (about 0.25 s).
 
 Reported: median and best wall seconds, median CPU seconds (user + system, less sensitive to
 other load on the machine), the ratio of each median to ``polyrec --help``,
@@ -29,10 +37,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo"
 POLYREC = [sys.executable, "-m", "polyrec.engine.cli"]
+SNAPSHOT_FILE = "polyrec-read-snapshot.npz"  # beside the store's tables (plugins/stores/lancedb/snapshot.py)
 
 
 def _cpu_of_children() -> float:
@@ -44,15 +54,25 @@ def _run(command: list[str], cwd: Path) -> float:
     return _run_with_cpu(command, cwd)[0]
 
 
-def _run_with_cpu(command: list[str], cwd: Path) -> tuple[float, float]:
+def _run_with_cpu(command: list[str], cwd: Path, before: Callable[[], None] | None = None) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system) of one run. CPU time suffers less than wall
-    time from other processes on the machine, so it is printed beside it."""
+    time from other processes on the machine, so it is printed beside it. ``before`` runs first, untimed."""
+    if before is not None:
+        before()
     cpu, start = _cpu_of_children(), time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     seconds, cpu = time.perf_counter() - start, _cpu_of_children() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return seconds, cpu
+
+
+def _store_folder(config: Path) -> Path:
+    """The store's folder of a config (``[store] uri``, relative to the config; default polyrec-data)."""
+    import tomllib
+
+    uri = tomllib.loads(config.read_text()).get("store", {}).get("uri", "polyrec-data")
+    return (config.parent / uri).resolve()
 
 
 def build_demo(folder: Path) -> Path:
@@ -91,24 +111,33 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
         folder = Path(tmp)
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
         config = args.config.resolve() if args.config else build_demo(folder)
         recommend = [*POLYREC, "recommend", "--user", args.user, "-k", "5", "--config", str(config)]
+        snapshot = _store_folder(config) / SNAPSHOT_FILE
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "polyrec --help": [*POLYREC, "--help"],
             "polyrec recommend": recommend,
             "polyrec recommend --explain --json": [*recommend, "--explain", "--json"],
+            "recommend, first after a write": recommend,
         }
-        _run(recommend, folder)  # warm the page cache once
+        before = {"recommend, first after a write": lambda: snapshot.unlink(missing_ok=True)}
+        for command in ([*POLYREC, "--help"], recommend, recommend):  # fill the bytecode and page caches
+            _run(command, folder)
         times: dict[str, list[float]] = {name: [] for name in commands}
         cpu: dict[str, list[float]] = {name: [] for name in commands}
+        load_before = os.getloadavg()
         for _ in range(args.runs):
             for name, command in commands.items():
-                wall, used = _run_with_cpu(command, folder)
+                wall, used = _run_with_cpu(command, folder, before.get(name))
                 times[name].append(wall)
                 cpu[name].append(used)
         baseline = statistics.median(times["polyrec --help"])
         print(f"one-shot CLI commands, {args.runs} runs each (config: {args.config or 'the demo'})")
+        loads = (" ".join(f"{x:.2f}" for x in load) for load in (load_before, os.getloadavg()))
+        print("load average (1, 5, 15 min) before: {} / after: {}".format(*loads))
         print(f"{'command':<36} {'median s':>9} {'best s':>8} {'cpu s':>7} {'x --help':>9}")
         for name, values in times.items():
             median = statistics.median(values)

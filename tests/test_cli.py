@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -346,3 +347,70 @@ def test_module_entry_point_runs_the_cli() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"polyrec {version('polyrec')}"
+
+
+# the same components over a real LanceDB store
+LANCEDB_CONFIG = VALID_CONFIG.replace(
+    'plugin = "shelf"', 'plugin = "lancedb"\nuri = "data"\nread_snapshot = {snapshot}'
+)
+
+ONE_SHOT = """
+import contextlib, io, json, sys
+from polyrec.engine.cli import main
+outputs = []
+for argv in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    assert code == 0, (argv, code)
+    outputs.append(out.getvalue())
+heavy = sorted(name for name in sys.modules if name.split(".")[0] in {heavy!r})
+print(json.dumps({{"heavy": heavy, "outputs": outputs}}))
+"""
+
+
+def test_one_shot_recommend_reads_the_snapshot_without_lancedb_and_answers_as_lancedb(
+    tmp_path: Path, fake_distribution: Callable[..., Path]
+) -> None:
+    """A store's read snapshot (plugins/stores/lancedb/snapshot.py) serves one-shot queries:
+    the same output as through LanceDB (ties included), no LanceDB import, stale once events change."""
+    site = fake_distribution(
+        "cli-test-plugin", {"cli_test": "cli_test_plugin"}, {"cli_test_plugin": CLI_PLUGIN}, "3.1", on_sys_path=False
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    (tmp_path / "fast.toml").write_text(LANCEDB_CONFIG.format(snapshot="true"))
+    (tmp_path / "full.toml").write_text(LANCEDB_CONFIG.format(snapshot="false"))
+    titles = ["aaa", "eee", "iii", "ooo", "aei", "aao", "eio", "oui", "ae", "io"]  # vowel counts: many ties
+    rows = [{"id": f"b{n}", "title": title, "shelf": n % 2} for n, title in enumerate(titles)]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (tmp_path / "events.csv").write_text("user,item,timestamp\nada,b0,1\nada,b4,2\nbo,b3,1\n")
+    (tmp_path / "more.csv").write_text("user,item,timestamp\nada,b7,3\n")
+
+    def polyrec(config: str, *commands: list[str]) -> dict:
+        """The commands one after another in one process (each opens and closes the store)."""
+        argvs = [[*argv, "--config", config] for argv in commands]
+        done = subprocess.run(
+            [sys.executable, "-c", ONE_SHOT.format(heavy=HEAVY_MODULES), json.dumps(argvs)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])
+
+    polyrec("fast.toml", ["ingest", "items.jsonl"], ["events", "events.csv"])  # writes: they leave the snapshot
+    queries = [
+        ["recommend", "--user", "ada", "-k", "4", "--explain", "--json"],
+        ["recommend", "--user", "ada", "-k", "3", "--filter", '{"shelf": 1}', "--json"],
+        ["recommend", "--user", "nobody", "-k", "3", "--json"],
+        ["similar", "--item", "b2", "-k", "3", "--json"],
+    ]
+    fast, full = polyrec("fast.toml", *queries), polyrec("full.toml", *queries)
+    assert fast["heavy"] == [], f"the snapshot path imported {fast['heavy']}"
+    assert "lancedb" in full["heavy"]
+    assert fast["outputs"] == full["outputs"]
+    assert json.loads(fast["outputs"][0])["results"][0]["explanation"]
+    # another process appends events (and, reading with read_snapshot = false, writes no snapshot)
+    polyrec("full.toml", ["events", "more.csv"])
+    recommend = ["recommend", "--user", "ada", "-k", "4", "--json"]
+    after, want = polyrec("fast.toml", recommend)["outputs"][0], polyrec("full.toml", recommend)["outputs"][0]
+    assert "b7" not in {r["item"] for r in json.loads(after)["results"]}, "b7 is seen now"
+    assert after == want

@@ -110,6 +110,7 @@ async def purge_deleted(table: Any) -> None:
     import lance
 
     uri = await table.uri()
+    _discard_snapshot_beside(uri)  # it may hold the rows being erased
 
     def purge() -> None:
         dataset = lance.dataset(uri)
@@ -118,3 +119,13 @@ async def purge_deleted(table: Any) -> None:
 
     await asyncio.to_thread(purge)
     await table.checkout_latest()
+
+
+def _discard_snapshot_beside(table_uri: str) -> None:
+    from pathlib import Path
+
+    from polyrec.plugins.stores.lancedb.snapshot import discard
+
+    if "://" in table_uri and not table_uri.startswith("file://"):
+        return  # object storage: never snapshotted
+    discard(Path(table_uri.removeprefix("file://")).parent)

@@ -60,7 +60,11 @@ by id, deletes are by id, so a retry changes nothing else).
 Modules: this one (config, store, layout), :mod:`~polyrec.plugins.stores.lancedb.collection`
 (collections, the index), :mod:`~polyrec.plugins.stores.lancedb.events` (the event log),
 :mod:`~polyrec.plugins.stores.lancedb.filters` (filters as SQL), :mod:`~polyrec.plugins.stores.lancedb.memory_index`.
-``lancedb`` is imported only when a store is first used. Its async API runs on one event
+``lancedb`` is imported only when a store is first used, without the REST client's API modules
+(:mod:`~polyrec.plugins.stores.lancedb.lazy_imports`). A local store under ``index_threshold``
+rows is also answered from a read snapshot that the last store to use LanceDB left when it
+closed, while no table has changed since (:mod:`~polyrec.plugins.stores.lancedb.snapshot`):
+then a one-shot reader never imports LanceDB. Its async API runs on one event
 loop thread (:mod:`~polyrec.plugins.stores.lancedb.runtime`): the sync wrapper costs several
 thread hops per query.
 """
@@ -83,7 +87,10 @@ from polyrec.plugins.stores.lancedb.collection import LanceCollection, auto_npro
 from polyrec.plugins.stores.lancedb.events import LanceEventLog
 from polyrec.plugins.stores.lancedb.filter_columns import DEFAULT_MAX_FILTER_KEYS, FilterColumns
 from polyrec.plugins.stores.lancedb.filters import metadata_column, where_clause
+from polyrec.plugins.stores.lancedb.lazy_imports import import_lancedb
 from polyrec.plugins.stores.lancedb.runtime import run
+from polyrec.plugins.stores.lancedb.snapshot import ReadSnapshot, write_snapshot
+from polyrec.plugins.stores.lancedb.snapshot_views import SnapshotCollection, SnapshotEventLog
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -143,6 +150,11 @@ class LanceDBConfig(ComponentConfig):
     read_consistency_s: float | None = Field(
         default=5.0, ge=0, description="how stale reads may be when another process writes (None: never refresh)"
     )
+    read_snapshot: bool = Field(
+        default=True,
+        description="local stores under index_threshold rows: answer reads from a snapshot file while it is current",
+    )
+    read_snapshot_mb: float = Field(default=64.0, ge=0, description="largest read snapshot written, in MiB")
     filter_keys: list[str] | None = Field(
         default=None,
         max_length=256,
@@ -189,8 +201,9 @@ class LanceDBStore(VectorStore):
     def __init__(self, config: ComponentConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)
         self._db: Any = None
-        self._collections: dict[str, LanceCollection] = {}
-        self._events: LanceEventLog | None = None
+        self._collections: dict[str, LanceCollection | SnapshotCollection] = {}
+        self._events: LanceEventLog | SnapshotEventLog | None = None
+        self._snapshot: ReadSnapshot | bool | None = False  # False: not looked for yet
         # serialises connecting and the open-or-create of tables: threads sharing a store
         # (e.g. the HTTP server's) would otherwise both create a missing table
         self._lock = threading.Lock()
@@ -217,7 +230,7 @@ class LanceDBStore(VectorStore):
 
     def _connection(self) -> Any:
         if self._db is None:
-            import lancedb
+            lancedb = import_lancedb()  # without the REST namespace client's API modules (2.4 s)
 
             if not self.config.remote:
                 Path(self.config.uri).mkdir(parents=True, exist_ok=True)
@@ -247,7 +260,14 @@ class LanceDBStore(VectorStore):
             except Exception:
                 raise create_error from None
 
-    def open(self, collection: str, *, dim: int, provenance: Mapping[str, str]) -> LanceCollection:
+    def _read_snapshot(self) -> ReadSnapshot | None:
+        """The store's read snapshot (see snapshot.py), loaded once; None if not used here."""
+        if self._snapshot is False:
+            usable = self.config.read_snapshot and not self.config.remote
+            self._snapshot = ReadSnapshot.load(Path(self.config.uri)) if usable else None
+        return self._snapshot or None
+
+    def open(self, collection: str, *, dim: int, provenance: Mapping[str, str]) -> LanceCollection | SnapshotCollection:
         wanted = {str(key): str(value) for key, value in provenance.items()}
         _check_name(collection)
         if dim <= 0:
@@ -255,13 +275,25 @@ class LanceDBStore(VectorStore):
         with self._lock:
             opened = self._collections.get(collection)
             if opened is None:
-                opened = run(
-                    self._open_collection(self._connection(), collection, dim, wanted),
-                    f"opening collection {collection!r}",
-                )
+                snapshot = self._read_snapshot()
+                rows = snapshot.collections.get(collection) if snapshot is not None else None
+                if rows is not None and rows.watch.current():
+                    opened = SnapshotCollection(rows, lambda: self._open_lance(collection, rows.dim, rows.provenance))
+                else:
+                    opened = self._open_lance_locked(collection, dim, wanted)
             self._check(opened.name, opened.dim, opened.provenance, dim, wanted)
             self._collections[collection] = opened
         return opened
+
+    def _open_lance(self, collection: str, dim: int, provenance: dict[str, str]) -> LanceCollection:
+        with self._lock:
+            return self._open_lance_locked(collection, dim, provenance)
+
+    def _open_lance_locked(self, collection: str, dim: int, provenance: dict[str, str]) -> LanceCollection:
+        return run(
+            self._open_collection(self._connection(), collection, dim, provenance),
+            f"opening collection {collection!r}",
+        )
 
     async def _open_collection(self, db: Any, name: str, dim: int, provenance: dict[str, str]) -> LanceCollection:
         table, _created = await self._open_table(db, name, _collection_schema(dim, provenance))
@@ -305,14 +337,25 @@ class LanceDBStore(VectorStore):
             ),
         )
 
-    def events(self) -> LanceEventLog:
+    def events(self) -> LanceEventLog | SnapshotEventLog:
         with self._lock:
             if self._events is None:
-                schema = LanceEventLog.schema()
-                opening = self._open_table(self._connection(), EVENTS_TABLE, schema)
-                table, _created = run(opening, "opening the event log")
-                self._events = LanceEventLog(self, table)
+                snapshot = self._read_snapshot()
+                rows = snapshot.events if snapshot is not None else None
+                if rows is not None and rows.watch.current():
+                    self._events = SnapshotEventLog(rows, self._open_lance_events)
+                else:
+                    self._events = self._open_lance_events_locked()
             return self._events
+
+    def _open_lance_events(self) -> LanceEventLog:
+        with self._lock:
+            return self._open_lance_events_locked()
+
+    def _open_lance_events_locked(self) -> LanceEventLog:
+        opening = self._open_table(self._connection(), EVENTS_TABLE, LanceEventLog.schema())
+        table, _created = run(opening, "opening the event log")
+        return LanceEventLog(self, table)
 
     @property
     def state_dir(self) -> Path:
@@ -329,9 +372,18 @@ class LanceDBStore(VectorStore):
         with self._lock:
             self._collections.clear()
             self._events = None
-            if self._db is not None:
+            self._snapshot = False
+            used_lancedb = self._db is not None
+            if used_lancedb:
                 self._db.close()
                 self._db = None
+        if used_lancedb and self.config.read_snapshot and not self.config.remote:
+            # this process read or wrote through LanceDB: leave a snapshot for the next one-shot reader
+            write_snapshot(
+                Path(self.config.uri),
+                index_threshold=self.config.index_threshold,
+                max_bytes=int(self.config.read_snapshot_mb * 2**20),
+            )
 
 
 def _check_name(collection: str) -> None:
