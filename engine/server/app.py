@@ -33,6 +33,7 @@ from polyrec.engine.server.api_docs import install_api_docs
 from polyrec.engine.server.auth import AccessGuard, AccessPolicy, access_from_environment, api_key_dependencies
 from polyrec.engine.server.context import Context, ServerContext
 from polyrec.engine.server.errors import install_error_handlers, public_detail, status_of
+from polyrec.engine.server.item_uploads import state_dir_of, with_upload_dir
 from polyrec.engine.server.limits import BodySizeLimit, ServerLimits
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -79,6 +80,7 @@ def create_app(
     if not limits.media_dirs:
         limits = limits.model_copy(update={"media_dirs": _default_media_dirs(engine_or_config, base_dir)})
     engine, owns_engine = _open_engine(engine_or_config, base_dir, plugin_manager)
+    limits = with_upload_dir(limits, state_dir_of(engine))  # items' uploaded files: a media directory
     ctx = ServerContext(engine, limits, owns_engine)
 
     @asynccontextmanager

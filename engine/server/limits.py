@@ -4,12 +4,14 @@ the ASGI middleware that rejects oversized request bodies with 413 before they a
 A body is measured twice: by its ``Content-Length`` header (rejected before a byte is read)
 and while it streams in (a chunked body without a length is cut off at the limit). Multipart
 bodies (file uploads) may be ``max_upload_bytes`` plus a little room for the form's other
-fields; every other body may be ``max_body_bytes``.
+fields (an item's file, ``PUT /items/{id}/files/{field}``: ``max_media_bytes``); every other
+body may be ``max_body_bytes``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ __all__ = ["MIB", "FORM_OVERHEAD_BYTES", "ServerLimits", "BodySizeLimit", "too_l
 MIB = 1024 * 1024
 #: room for the non-file fields of a multipart search form (k, user, filter, ...)
 FORM_OVERHEAD_BYTES = 64 * 1024
+#: the route that takes an item's file (an image, a sound) as uploaded bytes
+ITEM_FILE_PATH = re.compile(r"/items/.+/files/[^/]+")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,10 +50,17 @@ class ServerLimits(BaseModel):
         description="directories item images are served from (GET /items/{id}/media/{field}) and the only "
         "places media files of items posted to the API may be read from",
     )
+    upload_dir: Path | None = Field(
+        default=None,
+        description="where files uploaded for items (PUT /items/{id}/files/{field}) are kept, by content hash "
+        "(default: uploads/ in the store's state folder); one of the media directories",
+    )
 
-    def body_limit(self, content_type: str) -> tuple[int, str]:
+    def body_limit(self, content_type: str, method: str = "POST", path: str = "") -> tuple[int, str]:
         """The byte limit for a body of ``content_type`` and the name of the setting behind it."""
         if content_type.lower().startswith("multipart/form-data"):
+            if method.upper() == "PUT" and ITEM_FILE_PATH.fullmatch(path):
+                return self.max_media_bytes + FORM_OVERHEAD_BYTES, "max_media_bytes"
             return self.max_upload_bytes + FORM_OVERHEAD_BYTES, "max_upload_bytes"
         return self.max_body_bytes, "max_body_bytes"
 
@@ -74,7 +85,9 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
-        limit, setting = self.limits.body_limit(headers.get("content-type", ""))
+        limit, setting = self.limits.body_limit(
+            headers.get("content-type", ""), scope.get("method", "GET"), scope.get("path", "")
+        )
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await _send_413(send, limit, setting)

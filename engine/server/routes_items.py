@@ -2,22 +2,28 @@
 
 Item ids may contain ``/`` (sent as is or as ``%2F``): the id is a ``path`` parameter, and the
 routes with a suffix (``/similar``, ``/media/{field}``) are matched before the bare one. So
-an id that itself ends in ``/similar`` cannot be looked up by ``GET /items/{id}``."""
+an id that itself ends in ``/similar`` cannot be looked up by ``GET /items/{id}``.
+
+A file-valued field (an image, a sound) is either a path inside the media directories in a
+``POST /items`` item, or uploaded bytes: ``PUT /items/{id}/files/{field}`` (:mod:`.item_uploads`)."""
 
 from __future__ import annotations
 
 import mimetypes
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from polyrec.contracts import Item
-from polyrec.engine.server.catalog import item_info, item_metadata
-from polyrec.engine.server.context import Context
+from polyrec.contracts import Item, ItemFailure
+from polyrec.engine.server.catalog import filtered_ids, item_info, item_metadata
+from polyrec.engine.server.context import Context, ServerContext
 from polyrec.engine.server.errors import ApiError
 from polyrec.engine.server.item_files import confine_files
-from polyrec.engine.server.limits import ServerLimits
+from polyrec.engine.server.item_uploads import keep_upload, upload_suffix
+from polyrec.engine.server.limits import ServerLimits, too_large_message
 from polyrec.engine.server.query_params import check_k, parse_filter
 from polyrec.engine.server.results import to_results
 from polyrec.engine.server.schemas import (
@@ -62,15 +68,97 @@ def upsert_items(body: ItemsIn, ctx: Context) -> IngestOut:
     return IngestOut(stored=report.stored, unchanged=report.unchanged, pending=report.pending, failures=failures)
 
 
+class ItemFileOut(BaseModel):
+    item: str
+    field: str
+    file: str = Field(description="the stored file's name in the server's upload directory: <sha256><suffix>")
+    bytes: int
+    stored: int = Field(description="1 if the item was written (new or changed), else 0")
+    unchanged: int = Field(description="1 if the item was already stored with the same content")
+    pending: int = Field(description="1 if its field vectors wait for a fit of the fusion")
+    failures: list[ItemFailure] = Field(description="the item, if it was not stored: field, plugin, reason")
+
+
+@router.put(
+    "/items/{item_id:path}/files/{field}",
+    response_model=ItemFileOut,
+    summary="Set an item's image or sound from uploaded bytes",
+    responses={
+        400: {"description": "the field takes no files, or the upload is empty"},
+        413: {"description": "the file exceeds max_media_bytes"},
+    },
+)
+async def put_item_file(
+    item_id: str,
+    field: str,
+    ctx: Context,
+    file: Annotated[UploadFile, File(description="the file's bytes (multipart form field 'file')")],
+) -> ItemFileOut:
+    """Store the uploaded file under the server's upload directory (named by its SHA-256), set the
+    item's ``field`` to it (its other fields stay as stored; a new item gets this field alone)
+    and ingest the item, as ``POST /items`` would. Write scope; at most ``max_media_bytes``."""
+    plugin = _file_field_plugin(ctx, field)
+    directory = ctx.limits.upload_dir
+    if directory is None:
+        raise ApiError(409, "this server keeps no uploads (no store state folder; server option upload_dir)")
+    limit = ctx.limits.max_media_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, too_large_message(limit, "max_media_bytes", "file"), field="file")
+    if not data:
+        raise ApiError(400, "file: the uploaded file is empty", field="file")
+    path = await run_in_threadpool(keep_upload, data, upload_suffix(file.filename, file.content_type), directory)
+    return await run_in_threadpool(_ingest_file, ctx, item_id, field, plugin, str(path), len(data))
+
+
+def _file_field_plugin(ctx: ServerContext, field: str) -> str:
+    """The plugin of the usable encoder that reads files from ``field``; 400 if there is none."""
+    encoders = ctx.engine.components()["encoders"].values()
+    takes = {info["field"]: info["plugin"] for info in encoders if info.get("takes_files") and info["usable"]}
+    if field not in takes:
+        known = ", ".join(sorted(takes)) or "none"
+        raise ApiError(
+            400, f"field {field!r}: no configured encoder reads files from it (file fields: {known})", field="field"
+        )
+    return takes[field]
+
+
+def _ingest_file(ctx: ServerContext, item_id: str, field: str, plugin: str, path: str, size: int) -> ItemFileOut:
+    with ctx.writes.lock:
+        fields = dict(item_metadata(ctx.engine, item_id) or {})
+        fields[field] = path
+        try:
+            item = Item(id=item_id, fields=fields)
+        except ValidationError as exc:
+            raise ApiError(422, f"item_id: {exc.errors()[0]['msg']}", field="item_id") from None
+        report = ctx.engine.ingest([item])
+    ctx.catalog.forget()
+    name = path.rsplit("/", 1)[-1]
+    return ItemFileOut(
+        item=item_id,
+        field=field,
+        file=name,
+        bytes=size,
+        stored=report.stored,
+        unchanged=report.unchanged,
+        pending=report.pending,
+        failures=report.failures,
+    )
+
+
 @router.get("/items", response_model=CatalogPageOut, summary="The catalog, page by page (sorted by id)")
 def list_items(
     ctx: Context,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, description="items per page")] = 24,
+    filter: Annotated[str | None, Query(description='metadata filter as JSON, e.g. {"year": {"$gte": 1990}}')] = None,
 ) -> CatalogPageOut:
-    """Items with a fused vector, with their metadata and media URLs."""
+    """Items with a fused vector, with their metadata and media URLs (those passing ``filter``)."""
     limit = min(limit, ctx.limits.max_page)
-    ids = ctx.catalog.ids(ctx.engine)
+    parsed = parse_filter(filter)
+    ids = filtered_ids(ctx.engine, ctx.catalog.ids(ctx.engine), parsed)
+    if not ids and parsed:
+        ctx.engine.check_filter_fields(parsed)  # a misspelled key: 400 naming the known fields
     page = ids[offset : offset + limit]
     metadata = ctx.engine.item_metadata(page)
     items = [
