@@ -249,6 +249,23 @@ def test_a_filter_narrows_results_and_a_misspelled_key_says_so(browser_page: Pag
     expect(page.locator("#message")).to_contain_text("did you mean 'topic'")
 
 
+def test_a_filter_narrows_the_catalog_pages(browser_page: Page, server_url: str) -> None:
+    page = browser_page
+    page.goto(server_url + "/?catalog=1")
+    expect(page.locator("#catalog-info")).to_contain_text("20 items")
+    page.fill("#filter-input", '{"topic": "cats"}')
+    page.click("#filter-form button[type=submit]")
+    expect(page.locator("#catalog-info")).to_contain_text(f"{len(TOPICS['cats'])} items passing the filter")
+    metas = _all_meta(page, "#catalog")
+    assert len(metas) == len(TOPICS["cats"]) and all("topic: cats" in meta for meta in metas), metas
+    assert sorted(page.locator("#catalog .card .title").all_inner_texts()) == sorted(TOPICS["cats"])
+    page.reload()  # the filtered catalog is in the URL too
+    expect(page.locator("#catalog-info")).to_contain_text("items passing the filter")
+    page.fill("#filter-input", '{"topik": "cats"}')
+    page.click("#filter-form button[type=submit]")
+    expect(page.locator("#message")).to_contain_text("did you mean 'topic'")
+
+
 def test_the_url_restores_the_view_after_a_reload(browser_page: Page, server_url: str) -> None:
     page = browser_page
     page.goto(server_url + "/")

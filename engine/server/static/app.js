@@ -521,11 +521,14 @@ async function openItem(id) {
 async function loadCatalog(page) {
   const offset = (page - 1) * CATALOG_PAGE;
   try {
-    const data = await api(`/items?${new URLSearchParams({ offset: String(offset), limit: String(CATALOG_PAGE) })}`);
+    const filter = filterParam();
+    const data = await api(`/items?${withFilter(new URLSearchParams({ offset: String(offset), limit: String(CATALOG_PAGE) }))}`);
     for (const item of data.items) remember(item.item, item.metadata);
-    fillGrid($("catalog"), null, data.items, "The catalog is empty.", { showScore: false });
+    const empty = filter ? "No item in the catalog passes the filter." : "The catalog is empty.";
+    fillGrid($("catalog"), null, data.items, empty, { showScore: false });
     const last = Math.max(1, Math.ceil(data.total / CATALOG_PAGE));
-    $("catalog-info").textContent = `page ${page} of ${last} · ${data.total} items`;
+    const passing = filter ? " passing the filter" : "";
+    $("catalog-info").textContent = `page ${page} of ${last} · ${data.total} items${passing}`;
     $("catalog-prev").disabled = page <= 1;
     $("catalog-next").disabled = page >= last;
   } catch (error) {
