@@ -8,6 +8,7 @@ one corrupt file.
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
 import re
@@ -110,7 +111,8 @@ def test_report_for_named_users(
         assert re.findall(r'<tr data-item="([^"]+)">', section) == [rec.item for rec in recommendations]
         weights = [float(w) for w in re.findall(r'data-weight="([0-9.]+)"', section)]
         assert weights == pytest.approx([w.weight for rec in recommendations for w in rec.explanation], abs=1e-4)
-        assert f'src="map-{user}.png"' in section and (out / f"map-{user}.png").is_file()
+        assert f'href="map-{user}.png"' in section and (out / f"map-{user}.png").is_file()
+        _check_user_map(section, page, history, recommendations)
     assert {rec.item for rec in expected["alice"][1][:2]} == {"space-4", "space-5"}  # her unseen space items
     alice = _section(page, "alice")
     for item_id in ("space-0", "space-3"):  # pictured items: a thumbnail no larger than 128 px
@@ -136,6 +138,53 @@ def test_report_for_named_users(
     # the placeholder's initials stay centred: no rule more specific than .noimg sets its display
     css = page[page.index("<style>") : page.index("</style>")]
     assert not re.search(r"\.card \.noimg[^{]*\{[^}]*display", css)
+
+
+def _check_user_map(section: str, page: str, history: list[str], recommendations: list[Any]) -> None:
+    """The user's map is inline SVG, readable as shown: every history item and recommendation
+    named by a label beside its mark, in text at least 12 px high, never drawn smaller."""
+    from polyrec.engine.report.embedding_map import USER_MAP_WIDTH
+
+    assert '<div class="usermap"><svg' in section
+    svg = section[section.index('<div class="usermap"><svg') : section.index("</svg>")]
+    width = float(re.search(r'viewBox="0 0 ([0-9.]+) [0-9.]+"', svg).group(1))
+    css = page[page.index("<style>") : page.index("</style>")]
+    shown = float(re.search(r"\.usermap svg \{[^}]*max-width: ([0-9.]+)px", css).group(1))
+    assert width == USER_MAP_WIDTH and shown >= width, "shown at its drawn size or larger: labels not shrunk"
+    sizes = [float(size) for size in re.findall(r'<text[^>]*font-size="([0-9.]+)"', svg)]
+    assert sizes and min(sizes) >= 12
+    tips = re.findall(r"<title>([^<]+)</title>", svg)
+    assert len([tip for tip in tips if tip.startswith("history: ")]) == len(history)
+    ranked = [tip.split(":")[0] for tip in tips if tip.startswith("recommended #")]
+    assert ranked == [f"recommended #{rank}" for rank in range(1, len(recommendations) + 1)]
+    history_labels = re.findall(r'<text class="history-label"[^>]*>([^<]+)</text>', svg)
+    recommended_labels = re.findall(r'<text class="recommended-label"[^>]*>([^<]+)</text>', svg)
+    assert len(history_labels) == len(history) and all(history_labels)
+    assert [label.split(".")[0] for label in recommended_labels] == [str(r) for r in range(1, len(recommendations) + 1)]
+    for label in history_labels + recommended_labels:
+        assert len(html.unescape(label)) <= 32, label  # short enough to sit beside its mark
+
+
+def test_report_json_names_the_files_and_users(
+    project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from polyrec.engine.cli import main
+
+    out = tmp_path / "rep"
+    config = str(project_dir / "polyrec.toml")
+    assert main(["report", "-c", config, "--out", str(out), "--map-method", "pca", "-k", "2", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload == {
+        "html": str(out / "report.html"),
+        "map": str(out / "embedding_map.png"),
+        "users": payload["users"],
+    }
+    assert payload["users"] == ["bob", "alice", "carol"]  # the most active first
+    page = Path(payload["html"]).read_text()
+    assert [f'id="user-{user}"' in page for user in payload["users"]] == [True] * 3
+    assert Path(payload["map"]).is_file()
+    assert main(["report", "-c", config, "--out", str(out), "--users", "nobody,alice", "--json", "-k", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["users"] == ["nobody", "alice"]
 
 
 def test_default_users_are_the_most_active(

@@ -22,6 +22,7 @@ from polyrec.engine.report.embedding_map import (
     project,
     sample_for_map,
     svg_map,
+    svg_user_map,
 )
 from polyrec.engine.report.html import render_report
 from polyrec.engine.report.media import Thumbnails
@@ -92,6 +93,7 @@ def _draw_maps(
         recommended = [rec.item.id for rec in user.recommendations]
         draw_user_map(coords, ids, groups, colours, history, recommended, path, f"{user.user}: history and top-k")
         user.map_file = path.name
+        user.map_svg = svg_user_map(coords, ids, labels, groups, colours, history, recommended)
         user_maps[user.user] = path
     return main, user_maps, colours, interactive
 

@@ -52,6 +52,7 @@ class UserView:
     history: list[ItemView]
     recommendations: list[RecommendationView]
     map_file: str | None = None
+    map_svg: str | None = None  # the same map, inline, labelled (embedding_map.svg_user_map)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

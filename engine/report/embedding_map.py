@@ -28,6 +28,9 @@ __all__ = [
     "draw_map",
     "draw_user_map",
     "svg_map",
+    "svg_user_map",
+    "USER_MAP_WIDTH",
+    "USER_MAP_FONT_PX",
 ]
 
 MAP_METHODS = ("tsne", "pca")
@@ -89,6 +92,96 @@ def svg_map(coords: np.ndarray, labels: Sequence[str], groups: Sequence[str | No
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="2-D map of the item vectors">{"".join(dots)}</svg>'
+    )
+
+
+#: a user's map: drawn in these units and shown at this width at most (never scaled down on a
+#: wide screen), so its labels are USER_MAP_FONT_PX pixels high, as the page's small text
+USER_MAP_WIDTH, USER_MAP_HEIGHT, USER_MAP_FONT_PX = 720, 460, 13
+_LABEL_CHARS = 28
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= _LABEL_CHARS else label[: _LABEL_CHARS - 1].rstrip() + "…"
+
+
+def _star(x: float, y: float, radius: float) -> str:
+    points = []
+    for corner in range(10):
+        r = radius if corner % 2 == 0 else radius * 0.45
+        angle = np.pi / 2 + corner * np.pi / 5
+        points.append(f"{x + r * np.cos(angle):.1f},{y - r * np.sin(angle):.1f}")
+    return " ".join(points)
+
+
+def svg_user_map(
+    coords: np.ndarray,
+    ids: Sequence[str],
+    labels: Sequence[str],
+    groups: Sequence[str | None],
+    colours: Mapping[str, str],
+    history: Sequence[str],
+    recommended: Sequence[str],
+) -> str:
+    """One user's map as inline SVG: every item a faded dot, the user's history as outlined
+    circles and the recommendations as numbered stars, each named by a label beside it (and a
+    tooltip); a legend on top. Sized to be read as shown: see :data:`USER_MAP_WIDTH`."""
+    from html import escape
+
+    if len(coords) == 0:
+        return ""
+    width, height, pad, top = USER_MAP_WIDTH, USER_MAP_HEIGHT, 16, 34
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    span = np.where(high - low > 0, high - low, 1.0)
+    xy = (coords - low) / span * [width - 2 * pad, height - top - pad] + [pad, pad]
+    place = {item_id: (float(x), float(height - y)) for item_id, (x, y) in zip(ids, xy)}
+    label_of = dict(zip(ids, labels))
+    colour_of = {
+        item_id: colours.get(g, OTHER_COLOUR) if g is not None else OTHER_COLOUR for item_id, g in zip(ids, groups)
+    }
+    parts = [
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{escape(colour_of[i])}" fill-opacity="0.25"/>'
+        for i, (x, y) in place.items()
+    ]
+    font = f'font-size="{USER_MAP_FONT_PX}" font-family="system-ui, sans-serif"'
+
+    def label(item_id: str, text: str, css: str) -> str:
+        x, y = place[item_id]
+        right = x > width * 0.7  # near the right edge: the label goes to the left of the mark
+        anchor, dx = ("end", -10) if right else ("start", 10)
+        return (
+            f'<text class="{css}" x="{x + dx:.1f}" y="{y + 4:.1f}" text-anchor="{anchor}" {font} '
+            f'fill="#222" paint-order="stroke" stroke="#fff" stroke-width="3">{escape(text)}</text>'
+        )
+
+    for item_id in history:
+        if item_id in place:
+            x, y = place[item_id]
+            tip = escape(f"history: {label_of[item_id]}")
+            parts.append(
+                f'<circle class="history" cx="{x:.1f}" cy="{y:.1f}" r="6.5" fill="{escape(colour_of[item_id])}" '
+                f'stroke="#222" stroke-width="1.5"><title>{tip}</title></circle>'
+            )
+            parts.append(label(item_id, _short(label_of[item_id]), "history-label"))
+    for rank, item_id in enumerate(recommended, start=1):
+        if item_id in place:
+            x, y = place[item_id]
+            tip = escape(f"recommended #{rank}: {label_of[item_id]}")
+            parts.append(
+                f'<polygon class="recommended" points="{_star(x, y, 10)}" fill="{escape(colour_of[item_id])}" '
+                f'stroke="#222" stroke-width="1.2"><title>{tip}</title></polygon>'
+            )
+            parts.append(label(item_id, f"{rank}. {_short(label_of[item_id])}", "recommended-label"))
+    legend = (
+        f'<g class="legend" {font} fill="#444"><circle cx="{pad + 6}" cy="16" r="6.5" fill="#fff" stroke="#222" '
+        f'stroke-width="1.5"/><text x="{pad + 18}" y="20">history</text>'
+        f'<polygon points="{_star(pad + 100, 16, 10)}" fill="#fff" stroke="#222" stroke-width="1.2"/>'
+        f'<text x="{pad + 114}" y="20">recommended (rank)</text>'
+        f'<text x="{pad + 270}" y="20">faded dots: the rest of the catalog</text></g>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="map of the history and recommendations">{legend}{"".join(parts)}</svg>'
     )
 
 

@@ -53,7 +53,9 @@ table.recs { border-collapse: collapse; width: 100%; background: #fff; }
 .svgmap svg { width: 100%; max-width: 760px; height: auto; border: 1px solid #ddd; background: #fff; }
 .svgmap circle:hover { stroke: #222; stroke-width: 2; }
 .flags { color: #a15c00; font-size: .75rem; }
-.usermap img { max-width: 520px; border: 1px solid #ddd; background: #fff; }
+/* shown at most at its drawn width (embedding_map.USER_MAP_WIDTH): labels stay their drawn size */
+.usermap svg { width: 100%; max-width: 720px; height: auto; border: 1px solid #ddd; background: #fff; }
+.usermap polygon:hover, .usermap circle.history:hover { stroke-width: 2.5; }
 """
 
 
@@ -143,7 +145,14 @@ def _user_section(user: UserView, colours: Mapping[str, str]) -> str:
         )
     else:
         parts.append("<p class='note'>(no recommendations)</p>")
-    if user.map_file:
+    if user.map_svg:
+        picture = f' <a href="{_e(user.map_file)}">The same map as a picture</a>.' if user.map_file else ""
+        parts.append(
+            f"<h3>{_e(user.user)}'s history and recommendations on the item map</h3>"
+            f'<div class="usermap">{user.map_svg}</div>'
+            f'<p class="note">Hover a mark for its item.{picture}</p>'
+        )
+    elif user.map_file:
         parts.append(
             f'<p class="usermap"><a href="{_e(user.map_file)}"><img src="{_e(user.map_file)}" '
             f'alt="map of {_e(user.user)}\'s history and recommendations"></a></p>'
