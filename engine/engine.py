@@ -34,6 +34,7 @@ from polyrec.contracts import (
     Event,
     History,
     PolyrecConfig,
+    PolyrecError,
     ProvenanceMismatchError,
     Recommendation,
     Scorer,
@@ -126,7 +127,9 @@ class Engine:
         if distributed is not None:
             from polyrec.engine.distributed import ray_ingest
 
-            return ray_ingest(self, items, distributed, rebuild=rebuild)
+            return ray_ingest(self, items, distributed, rebuild=rebuild, check_fields=check_fields)
+        if isinstance(items, str) and "://" in items and not items.startswith("file://"):
+            raise PolyrecError(f"{items}: a catalog on object storage is read by a Ray ingest (ray=True, --ray)")
         self._re_fuse_if_fusion_changed(rebuild=rebuild)
         pipeline = IngestPipeline(self.assembly, rebuild=rebuild, base_dir=source_dir(items))
         chunks = read_items(items, chunk_size=chunk_size, id_column=self.settings.columns.item_id)

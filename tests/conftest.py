@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from s3_fixtures import s3_endpoint  # noqa: F401  (one moto server per session, for every S3 test)
 
 
 @pytest.fixture

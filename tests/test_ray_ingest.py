@@ -159,3 +159,78 @@ def test_an_unfit_cluster_is_refused_with_the_numbers(tmp_path: Path, ray_cluste
     catalog = write_catalog(tmp_path / "items.jsonl", n=10)
     with Engine.from_config(config(tmp_path / "store")) as engine, pytest.raises(PolyrecError, match="CPUs at once"):
         engine.ingest(catalog, ray=greedy)
+
+
+# -- catalogs on object storage, and the config-vs-data check ------------------------------
+
+
+def upload(endpoint: str, files: dict[str, Path]) -> None:
+    from s3_fixtures import BUCKET, s3_client
+
+    client = s3_client(endpoint)
+    for key, path in files.items():
+        client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())  # type: ignore[attr-defined]
+
+
+def s3_store(cfg: dict, endpoint: str, prefix: str, state_dir: Path) -> dict:
+    from s3_fixtures import BUCKET, storage_options
+
+    store = {"plugin": "lancedb", "uri": f"s3://{BUCKET}/{prefix}", "storage_options": storage_options(endpoint)}
+    return {**cfg, "store": {**store, "state_dir": str(state_dir), "read_consistency_s": 0}}
+
+
+def test_a_catalog_on_s3_is_read_by_the_workers(tmp_path: Path, ray_cluster: None, s3_endpoint: str) -> None:
+    """``ingest("s3://bucket/prefix/", ray=...)``: the objects under the prefix are listed with the
+    store's storage_options and read by the workers; the store (on S3 too) ends up as an
+    in-process ingest of the same files leaves a local one."""
+    from s3_fixtures import storage_options
+
+    from polyrec.contracts import PolyrecError
+    from polyrec.engine.distributed import catalog_files
+
+    first = write_catalog(tmp_path / "part-0.jsonl", n=12)
+    second = tmp_path / "part-1.jsonl"
+    second.write_text("\n".join(json.dumps({"id": f"n{i}", "title": f"new {i}", "body": "b"}) for i in range(4)))
+    (tmp_path / "notes.txt").write_text("not a catalog")
+    upload(
+        s3_endpoint,
+        {"shop/part-0.jsonl": first, "shop/more/part-1.jsonl": second, "shop/notes.txt": tmp_path / "notes.txt"},
+    )
+    options = storage_options(s3_endpoint)
+    assert catalog_files("s3://polyrec/shop/", options) == [
+        "s3://polyrec/shop/more/part-1.jsonl",
+        "s3://polyrec/shop/part-0.jsonl",
+    ]
+    assert catalog_files("s3://polyrec/shop/part-0.jsonl", options) == ["s3://polyrec/shop/part-0.jsonl"]
+    with pytest.raises(PolyrecError, match="no such object or prefix: s3://polyrec/nothing"):
+        catalog_files("s3://polyrec/nothing/", options)
+
+    remote = s3_store(config(tmp_path / "unused"), s3_endpoint, "ray-store", tmp_path / "state")
+    with Engine.from_config(config(tmp_path / "local")) as local, Engine.from_config(remote) as dist:
+        expected = [local.ingest(second), local.ingest(first)]  # the prefix's files in listed order
+        got = dist.ingest("s3://polyrec/shop/", ray=SETTINGS)
+        assert got.stored == sum(report.stored for report in expected) > 0
+        assert failures(got) == sorted(f for report in expected for f in failures(report))
+        assert_same_store(local, dist)
+
+
+def test_the_ray_ingest_checks_the_config_against_the_data(tmp_path: Path, ray_cluster: None, s3_endpoint: str) -> None:
+    """A slot whose field no item has stops a Ray ingest before anything is encoded, with the
+    in-process ingest's message (here from a catalog on S3, read on the driver)."""
+    from polyrec.contracts import ConfigError
+
+    catalog = write_catalog(tmp_path / "items.jsonl", n=10)
+    upload(s3_endpoint, {"check/items.jsonl": catalog})
+    cfg = config(tmp_path / "local")
+    cfg["encoders"]["poster"] = {"plugin": "hashing-text", "field": "poster", "dim": 16}
+    with Engine.from_config(cfg) as local, pytest.raises(ConfigError) as in_process:
+        local.ingest(catalog)
+    remote = s3_store(cfg, s3_endpoint, "check-store", tmp_path / "state")
+    slots = ("title", "body", "poster")  # pools that fit the 2 CPUs: without the check it would run
+    fits = DistributedSettings(block_rows=8, encoders={slot: {"num_cpus": 0.25} for slot in slots})
+    with Engine.from_config(remote) as dist:
+        with pytest.raises(ConfigError) as on_ray:
+            dist.ingest("s3://polyrec/check/items.jsonl", ray=fits)
+        assert str(on_ray.value) == str(in_process.value)
+        assert "encoders.poster" in str(on_ray.value)
+        assert dist.count() == 0

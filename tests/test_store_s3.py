@@ -1,7 +1,7 @@
 """The LanceDB store on object storage: ``uri = "s3://bucket/prefix"`` against a real S3 server.
 
-The server is moto's (``moto_server``, from PyPI) started by this module on a free 127.0.0.1
-port and stopped at the end; nothing leaves the machine. Two processes write the same
+The server is moto's (``moto_server``, from PyPI) on a free 127.0.0.1 port, one per test
+session (``tests/s3_fixtures.py``); nothing leaves the machine. Two processes write the same
 collections at once: Lance's commit conflicts are retried and the counts are exact.
 """
 
@@ -9,74 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from s3_fixtures import BUCKET, storage_options
 
 from polyrec.engine.engine import Engine
 
-boto3 = pytest.importorskip("boto3", reason="moto[server] is not installed (pip install 'polyrec[dev]')")
+pytest.importorskip("boto3", reason="moto[server] is not installed (pip install 'polyrec[dev]')")
 pytest.importorskip("polyrec_plugin_template", reason="the plugin template is not installed (make install)")
-
-MOTO_SERVER = Path(sys.executable).with_name("moto_server")
-BUCKET = "polyrec"
-START_TIMEOUT_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    if not MOTO_SERVER.exists():
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail(f"moto_server did not start on {endpoint}")
-                time.sleep(0.1)
-        client = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-        )
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
 
 
 def s3_config(endpoint: str, prefix: str, state_dir: Path) -> dict:
-    options = {
-        "aws_access_key_id": "test",
-        "aws_secret_access_key": "test",
-        "region": "us-east-1",
-        "endpoint": endpoint,
-        "allow_http": "true",
-    }
+    options = storage_options(endpoint)
     return {
         "store": {
             "plugin": "lancedb",

@@ -20,7 +20,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Unchanged items are skipped (content-hash cache). Bad items are reported and skipped; "
         "the exit code is 0 when at least one item is in the store afterwards.",
     )
-    ingest.add_argument("items", type=Path, metavar="ITEMS", help="catalog file (.jsonl, .csv, .tsv, .parquet)")
+    ingest.add_argument(
+        "items",
+        type=_catalog_argument,
+        metavar="ITEMS",
+        help="catalog file (.jsonl, .csv, .tsv, .parquet); with --ray also s3://bucket/file or a prefix",
+    )
     add_config_argument(ingest)
     ingest.add_argument("--chunk-size", type=int, default=256, help="items per chunk (default: 256)")
     ingest.add_argument("--rebuild", action="store_true", help="drop and re-encode the fields whose encoder changed")
@@ -46,6 +51,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_config_argument(events)
     events.add_argument("--json", action="store_true", help="print {appended, total} as JSON")
     events.set_defaults(func=run_events)
+
+
+def _catalog_argument(text: str) -> Path | str:
+    """A path, or an object storage URI kept as written (a Path would fold its '//')."""
+    return text if "://" in text and not text.startswith("file://") else Path(text)
 
 
 def run_ingest(args: argparse.Namespace) -> int:

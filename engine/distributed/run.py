@@ -15,11 +15,12 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polyrec.contracts import PolyrecError
 from polyrec.contracts.distributed import ActorPoolSettings, DistributedSettings
+from polyrec.engine.distributed.catalog import catalog_files, check_catalog_fields, check_chunks
 from polyrec.engine.distributed.sink import BlockResult, CollectionSink
 from polyrec.engine.distributed.stages import Fuser, Job, Planner, SlotEncoder, read_file, read_rows
 from polyrec.engine.ingest import IngestReport
@@ -68,43 +69,47 @@ def connect(settings: DistributedSettings) -> Iterator[Any]:
         ray.shutdown()
 
 
-def catalog_files(items: Any) -> list[str] | None:
-    """The catalog files of a path, a directory (every tabular file in it) or a list of paths;
-    None for in-memory sources (a DataFrame, an iterable of items)."""
-    from polyrec.engine.readers import TABULAR_SUFFIXES
+@dataclass
+class _Catalog:
+    """What the pipeline reads: catalog files (local or objects), or blocks read on the driver."""
 
-    if isinstance(items, str | Path):
-        items = [items]
-    if not isinstance(items, list | tuple) or not all(isinstance(entry, str | Path) for entry in items):
-        return None
-    files: list[str] = []
-    for entry in map(Path, items):
-        if entry.is_dir():
-            found = sorted(p for p in entry.rglob("*") if p.is_file() and p.suffix.lower() in TABULAR_SUFFIXES)
-            if not found:
-                raise PolyrecError(f"{entry}: no catalog files ({', '.join(sorted(TABULAR_SUFFIXES))}) in it")
-            files += [str(p.resolve()) for p in found]
-        elif entry.exists():
-            files.append(str(entry.resolve()))
-        else:
-            raise PolyrecError(f"no such file or directory: {entry}")
-    return files
+    files: list[str] | None
+    blocks: list[Any]
+    id_column: str
+    storage_options: dict[str, str] | None
 
-
-def _catalog(ray: Any, items: Any, job: Job, id_column: str) -> Any:
-    files = catalog_files(items)
-    if files is None:  # in memory already: read on the driver, in blocks
+    @classmethod
+    def read(cls, engine: Engine, items: Any, block_rows: int, check_fields: bool | None) -> _Catalog:
+        """List the files (or read an in-memory source in blocks), and run the in-process ingest's
+        config-vs-data check when asked (None: for files, objects and DataFrames, as in-process),
+        all before any Ray work: a config written for another schema stops here."""
         from polyrec.engine.readers import read_items
 
-        blocks = list(read_rows(read_items(items, chunk_size=job.block_rows, id_column=id_column), 0, None))
-        return ray.data.from_arrow(blocks)
-    listing = ray.data.from_items([{"path": path, "index": index} for index, path in enumerate(files)])
-    return listing.map_batches(
-        read_file,
-        fn_kwargs={"block_rows": job.block_rows, "id_column": id_column},
-        batch_size=1,
-        num_cpus=_TASK_CPUS,
-    )
+        options = dict(getattr(engine.assembly.store.config, "storage_options", None) or {}) or None
+        id_column = engine.settings.columns.item_id
+        files = catalog_files(items, options)
+        check = check_fields if check_fields is not None else files is not None or hasattr(items, "columns")
+        if files is not None:
+            if check:
+                check_catalog_fields(
+                    engine.assembly, files, block_rows=block_rows, id_column=id_column, storage_options=options
+                )
+            return cls(files, [], id_column, options)
+        chunks = list(read_items(items, chunk_size=block_rows, id_column=id_column))
+        if check:
+            check_chunks(engine.assembly, chunks)
+        return cls(None, list(read_rows(iter(chunks), 0, None)), id_column, options)
+
+    def dataset(self, ray: Any, block_rows: int) -> Any:
+        if self.files is None:
+            return ray.data.from_arrow(self.blocks)
+        listing = ray.data.from_items([{"path": path, "index": index} for index, path in enumerate(self.files)])
+        return listing.map_batches(
+            read_file,
+            fn_kwargs={"block_rows": block_rows, "id_column": self.id_column, "storage_options": self.storage_options},
+            batch_size=1,
+            num_cpus=_TASK_CPUS,
+        )
 
 
 def _bulk_writer(collection: Any) -> Any:
@@ -117,10 +122,21 @@ def _bulk_writer(collection: Any) -> Any:
     return make()
 
 
-def ray_ingest(engine: Engine, items: Any, settings: DistributedSettings, *, rebuild: bool = False) -> IngestReport:
-    """Ingest ``items`` as a Ray Data pipeline into the engine's collections; see the module doc."""
+def ray_ingest(
+    engine: Engine,
+    items: Any,
+    settings: DistributedSettings,
+    *,
+    rebuild: bool = False,
+    check_fields: bool | None = None,
+) -> IngestReport:
+    """Ingest ``items`` as a Ray Data pipeline into the engine's collections; see the module doc.
+
+    ``check_fields`` runs the in-process ingest's config-vs-data check first, on the driver
+    (None: for catalogs read from files, object storage or a DataFrame, as in-process)."""
     ray = require_ray()
     started = time.perf_counter()
+    catalog = _Catalog.read(engine, items, settings.block_rows, check_fields)
     engine._re_fuse_if_fusion_changed(rebuild=rebuild)
     assembly = engine.assembly
     layout = assembly.layout
@@ -133,7 +149,7 @@ def ray_ingest(engine: Engine, items: Any, settings: DistributedSettings, *, reb
         _check_resources(ray, settings, slots)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
-        dataset = _catalog(ray, items, job, engine.settings.columns.item_id)
+        dataset = catalog.dataset(ray, job.block_rows)
         stage = _Stages(ray, settings.block_rows)
         dataset = stage(dataset, Planner, (job,), settings.planners)
         for slot in slots:

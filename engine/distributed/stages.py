@@ -109,15 +109,20 @@ def read_rows(chunks: Iterator[Any], first_ordinal: int, base_dir: Path | None) 
         yield pa.table({name: pa.array(values, types[name]) for name, values in block.items()})
 
 
-def read_file(batch: dict[str, Any], *, block_rows: int, id_column: str) -> Iterator[pa.Table]:
-    """Ray ``map_batches`` function: each input row names one catalog file; read it in blocks
-    with the same readers as the in-process ingest (same parsing, same row failures)."""
-    from polyrec.engine.readers import read_items, source_dir
+def read_file(
+    batch: dict[str, Any], *, block_rows: int, id_column: str, storage_options: Mapping[str, str] | None = None
+) -> Iterator[pa.Table]:
+    """Ray ``map_batches`` function: each input row names one catalog file (local, or an object:
+    see :mod:`.catalog`); read it in blocks with the same readers as the in-process ingest (same
+    parsing, same row failures)."""
+    from polyrec.engine.distributed.catalog import opened_catalog_file
+    from polyrec.engine.readers import read_items
 
     for path, index in zip(batch["path"], batch["index"], strict=True):
-        # 2**40 rows per file: ordinals stay unique across files and keep catalog order
-        chunks = read_items(path, chunk_size=block_rows, id_column=id_column)
-        yield from read_rows(chunks, int(index) << 40, source_dir(path))
+        with opened_catalog_file(path, storage_options) as (local, base_dir):
+            # 2**40 rows per file: ordinals stay unique across files and keep catalog order
+            chunks = read_items(local, chunk_size=block_rows, id_column=id_column)
+            yield from read_rows(chunks, int(index) << 40, base_dir)
 
 
 # -- planning: hashes and the content-hash cache -----------------------------------------
