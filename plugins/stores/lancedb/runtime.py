@@ -6,15 +6,17 @@ LanceDB's async API is used from sync code through a daemon thread running one a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyrec.contracts import PolyrecError, StoreError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "run",
@@ -43,6 +45,8 @@ class _LoopThread:
 
     @classmethod
     def run(cls, coroutine: Coroutine[Any, Any, T]) -> T:
+        import asyncio  # here, not at the top: a store read from its snapshot never needs it (30 modules)
+
         with cls._lock:
             if cls._loop is None:
                 cls._loop = asyncio.new_event_loop()
@@ -116,6 +120,8 @@ async def purge_deleted(table: Any) -> None:
         dataset = lance.dataset(uri)
         dataset.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
         lance.dataset(uri).cleanup_old_versions(older_than=timedelta(0), error_if_tagged_old_versions=False)
+
+    import asyncio
 
     await asyncio.to_thread(purge)
     await table.checkout_latest()
