@@ -8,8 +8,10 @@ so the test costs Ray's start-up and little more. The two-node kill test is
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +19,16 @@ import numpy as np
 import pytest
 
 from polyrec.contracts import DistributedSettings, VectorRecord
+from polyrec.engine.distributed import require_ray
 from polyrec.engine.engine import Engine
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'polyrec[ray]')")
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("Ray is not installed (pip install 'polyrec[ray]')", allow_module_level=True)
+FIRST_IMPORT = "ray" not in sys.modules
+ray = require_ray(own_cluster=True)  # as polyrec imports it for a Ray of its own
+#: Ray was imported here with polyrec's setting for a Ray of its own: on 127.0.0.1 only
+LOOPBACK = FIRST_IMPORT and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0"
 pytest.importorskip("lance", reason="pylance is not installed (pip install 'polyrec[ray]')")
 pytest.importorskip("polyrec_plugin_template", reason="the plugin template is not installed (make install)")
 
@@ -36,6 +44,9 @@ def ray_cluster() -> Iterator[None]:
 
     # the Ray polyrec starts by itself (address unset): our own, 2 CPUs, a 300 MB object store
     with connect(DistributedSettings(num_cpus=2, object_store_mb=300)):
+        if LOOPBACK:  # nothing of it listens on, or is advertised under, the host's interface address
+            assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+            assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
         yield
 
 

@@ -12,6 +12,7 @@ only ever open existing ones; it commits the field collections first and ``items
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,9 +38,24 @@ __all__ = ["catalog_files", "connect", "ray_ingest", "require_ray"]
 _TASK_CPUS = 0.25
 
 
-def require_ray() -> Any:
-    """Import Ray with usage reporting off (nothing leaves the machine unless asked for)."""
+#: Ray 2.60 reads it once, at import: "0" makes every node address of this process's Ray the
+#: loopback one (Ray's default on macOS and Windows), where otherwise a Ray started here
+#: advertises the host's interface address even when told 127.0.0.1
+#: (``ray._private.services.get_node_ip_address``: ``_node_ip_address="127.0.0.1"`` and
+#: ``--node-ip-address`` are resolved back to that interface address). It also refuses a
+#: ``ray start --address`` worker node, so it is set only for a Ray of our own.
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: non-empty once :func:`require_ray` set it (for the Ray Python imported in this process)
+_loopback_set_here: list[bool] = []
+
+
+def require_ray(*, own_cluster: bool = False) -> Any:
+    """Import Ray with usage reporting off (nothing leaves the machine unless asked for);
+    ``own_cluster``: the Ray is started here, on 127.0.0.1 only (:data:`LOOPBACK_ONLY`)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if own_cluster and "ray" not in sys.modules and LOOPBACK_ONLY not in os.environ:
+        os.environ[LOOPBACK_ONLY] = "0"
+        _loopback_set_here.append(True)
     try:
         import ray
         import ray.data
@@ -50,12 +66,17 @@ def require_ray() -> Any:
 
 @contextmanager
 def connect(settings: DistributedSettings) -> Iterator[Any]:
-    """Ray, connected: to ``settings.address``, else a Ray started here (stopped afterwards).
-    A Ray the caller already initialised is used as it is and left running."""
-    ray = require_ray()
+    """Ray, connected: to ``settings.address``, else a Ray started here on 127.0.0.1 (stopped
+    afterwards). A Ray the caller already initialised is used as it is and left running."""
+    ray = require_ray(own_cluster=settings.address is None)
     if ray.is_initialized():
         yield ray
         return
+    if settings.address is not None and _loopback_set_here:
+        raise PolyrecError(
+            f"this process imported Ray for a Ray of its own, on 127.0.0.1 only ({LOOPBACK_ONLY}=0): "
+            f"connect to the cluster at {settings.address} from a new process"
+        )
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if settings.address is not None:
         ray.init(address=settings.address, **options)
@@ -134,7 +155,7 @@ def ray_ingest(
 
     ``check_fields`` runs the in-process ingest's config-vs-data check first, on the driver
     (None: for catalogs read from files, object storage or a DataFrame, as in-process)."""
-    ray = require_ray()
+    ray = require_ray(own_cluster=settings.address is None)
     started = time.perf_counter()
     catalog = _Catalog.read(engine, items, settings.block_rows, check_fields)
     engine._re_fuse_if_fusion_changed(rebuild=rebuild)

@@ -4,7 +4,9 @@ uvicorn starts every worker as a fresh process that imports an app factory by na
 serve command passes the config and limits in an environment variable. Each replica opens
 the same store; what one writes the others read within the store's read-consistency interval
 (LanceDB: ``read_consistency_s``, 5 s by default), and every write is committed to the store
-before it is acknowledged, so a replica that dies loses nothing it answered.
+before it is acknowledged, so a replica that dies loses nothing it answered. Each replica
+loads the trained state of a ``polyrec fit`` run anywhere on the store, and follows the
+others' events and items in what it derives from them, without a restart (:mod:`.reload`).
 """
 
 from __future__ import annotations
