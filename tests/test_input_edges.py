@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from engine_fakes import BUILTINS_USED
 
-from polyrec.contracts import ConfigError, Encoder, Event, hookimpl
+from polyrec.contracts import ComponentConfig, ConfigError, Encoder, Event, hookimpl
 from polyrec.engine.cli import main
+from polyrec.engine.config_check import check_config
 from polyrec.engine.engine import Engine
 from polyrec.engine.plugins import build_plugin_manager
+from polyrec.engine.registry import Registry
 
 
 @pytest.fixture
@@ -80,3 +82,51 @@ def test_an_encoder_of_dim_0_is_a_config_error_naming_the_slot(tmp_path: Path) -
             engine.ingest([{"id": "a", "title": "a title"}])
     finally:
         engine.close()
+
+
+class DeclaredDimConfig(ComponentConfig):
+    dim: int = 8  # no lower bound: the config itself lets 0 through
+
+
+class DeclaredDimEncoder(ZeroDimEncoder):
+    name: ClassVar[str] = "declared-dim"
+    Config = DeclaredDimConfig
+
+
+def check(tmp_path: Path, encoder: str, load: bool, store: str = "") -> list[tuple[str, str]]:
+    manager = build_plugin_manager(
+        builtins=BUILTINS_USED, extra=[("zero-dim", sys.modules[__name__])], load_entry_points=False
+    )
+    manager.register(DeclaredDimPlugin, "declared-dim")
+    path = tmp_path / "polyrec.toml"
+    path.write_text(f'[store]\nplugin = "lancedb"\nuri = "db"\n{store}\n[encoders.title]\n{encoder}\n')
+    return check_config(path, Registry.from_plugin_manager(manager), load=load).problems
+
+
+class DeclaredDimPlugin:
+    @staticmethod
+    @hookimpl
+    def register_encoders(register: Any) -> None:
+        register(DeclaredDimEncoder)
+
+
+def test_config_check_sees_a_dim_0_encoder_declared_or_built(tmp_path: Path) -> None:
+    assert check(tmp_path, 'plugin = "zero-dim"', load=False) == []  # nothing loaded: it cannot know
+    assert check(tmp_path, 'plugin = "zero-dim"', load=True) == [
+        ("encoders.title", "plugin 'zero-dim' reports dim 0: its vectors need at least one dimension")
+    ]
+    problems = check(tmp_path, 'plugin = "declared-dim"\ndim = 0', load=False)  # a declared width: no load
+    assert problems == [("encoders.title.dim", "plugin 'declared-dim': dim is 0; vectors need at least one dimension")]
+    assert check(tmp_path, 'plugin = "declared-dim"\ndim = 4', load=True) == [
+        ("encoders.title", "plugin 'declared-dim' reports dim 0: its vectors need at least one dimension")
+    ]
+    store = check(tmp_path, 'plugin = "declared-dim"', load=False, store="max_filter_keys = -1")
+    assert [key for key, _ in store] == ["store.max_filter_keys"]
+
+
+def test_config_check_load_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "polyrec.toml"
+    path.write_text('[store]\nplugin = "lancedb"\nuri = "db"\n[encoders.sound]\nplugin = "librosa"\n')
+    assert main(["config", "check", "--load", str(path)]) == 0
+    assert capsys.readouterr().out.startswith(f"OK {path}")
+    assert not (tmp_path / "db").exists()  # the store is not opened

@@ -30,6 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("file", type=Path, metavar="FILE", nargs="?", help=f"config file (default: {DEFAULT_CONFIG})")
     check.add_argument("--config", "-c", type=Path, metavar="FILE", dest="config", help="the same as FILE")
     check.add_argument("--json", action="store_true", help="print {file, ok, problems, slots} as JSON")
+    check.add_argument(
+        "--load",
+        action="store_true",
+        help="also build the components and ask each encoder its dim (loads the models: slower)",
+    )
     check.set_defaults(func=run)
 
 
@@ -62,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PluginLoadWarning)
         registry = build_registry()
-    result = check_config(path, registry)
+    result = check_config(path, registry, load=args.load)
     # a plugin that failed to load may be why a plugin name is unknown
     notes = [str(f) for f in registry.failures] if any(k.endswith(".plugin") for k, _ in result.problems) else []
     modalities = {entry.name: entry.modality for entry in registry.entries() if entry.kind == "encoder"}
