@@ -14,9 +14,10 @@ folder. Then:
   process (asyncio, raw HTTP/1.1, so the client costs little CPU) ask for recommendations of
   random users for ``--seconds``.
 
-Reported: calls/s, p50 and p99 of both, and the served throughput as a share of the in-process
-rate (the issue's goal: >= 0.8x, p99 < 100 ms with 16 clients on a quiet machine). Any non-200
-answer fails the run. Nothing leaves the machine.
+Reported: calls/s, p50, p99 and CPU milliseconds per call of both (the server process's CPU from
+/proc: less sensitive to other load on the machine than wall time), and the served throughput as
+a share of the in-process rate (the issue's goal: >= 0.8x, p99 < 100 ms with 16 clients on a
+quiet machine). Any non-200 answer fails the run. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -70,19 +71,31 @@ def build_store(workdir: Path, items: int, users: int, dim: int, seed: int) -> l
     return [f"u{user}" for user in range(users)]
 
 
-def in_process(workdir: Path, users: list[str], seconds: float) -> list[float]:
-    """Latencies (ms) of back-to-back ``recommend`` calls on one thread for about ``seconds``."""
+def in_process(workdir: Path, users: list[str], seconds: float) -> tuple[list[float], float]:
+    """Latencies (ms) of back-to-back ``recommend`` calls on one thread for about ``seconds``,
+    and the CPU milliseconds they took per call."""
     latencies: list[float] = []
     with _engine(workdir) as engine:
         for user in users[:5]:  # the in-memory index and caches, as the server warms them
             engine.recommend(user, K)
         rng = random.Random(0)
+        cpu = time.process_time()
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             start = time.perf_counter()
             engine.recommend(rng.choice(users), K)
             latencies.append((time.perf_counter() - start) * 1e3)
-    return latencies
+        cpu = time.process_time() - cpu
+    return latencies, cpu * 1e3 / max(1, len(latencies))
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def serve_child(workdir: Path, port: int) -> None:
@@ -94,7 +107,9 @@ def serve_child(workdir: Path, port: int) -> None:
 
     access = AccessPolicy(keys=KeyRing([ApiKey("bench", frozenset({"read", "write"}), digest_of(API_KEY))]))
     app = create_app(_engine(workdir), access=access)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=1)
+    # the HTTP parser and event loop `polyrec serve` gets by default; POLYREC_BENCH_HTTP forces one (a/b runs)
+    http, loop = os.environ.get("POLYREC_BENCH_HTTP", "auto"), os.environ.get("POLYREC_BENCH_LOOP", "auto")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=1, http=http, loop=loop)
 
 
 async def _client(port: int, users: list[str], deadline: float, seed: int, out: list[Any]) -> None:
@@ -157,8 +172,10 @@ def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"the server did not answer within {START_TIMEOUT_S:.0f} s")
 
 
-def served(workdir: Path, users: list[str], clients: int, seconds: float) -> tuple[float, list[float], int]:
-    """(seconds, latencies in ms, non-200 answers) of the served run."""
+def served(
+    workdir: Path, users: list[str], clients: int, seconds: float
+) -> tuple[float, list[float], float | None, int]:
+    """(seconds, latencies in ms, the server's CPU ms per request, non-200 answers) of the served run."""
     port = _free_port()
     me = [sys.executable, str(Path(__file__).resolve())]
     server = subprocess.Popen([*me, "--serve", str(workdir), "--port", str(port)])
@@ -172,35 +189,39 @@ def served(workdir: Path, users: list[str], clients: int, seconds: float) -> tup
                 ),
                 timeout=30,
             ).read()
+        cpu = _cpu_seconds(server.pid)
         load = subprocess.run(
             [*me, "--clients-child", str(port), "--clients", str(clients), "--seconds", str(seconds),
              "--user-list", ",".join(users)],
             capture_output=True, text=True, check=True, timeout=seconds + 120,
         )  # fmt: skip
+        after = _cpu_seconds(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=60)
     report = json.loads(load.stdout.strip().splitlines()[-1])
     latencies = [latency for latency, _ in report["results"]]
     bad = sum(1 for _, status in report["results"] if status != 200)
-    return float(report["seconds"]), latencies, bad
+    cpu_ms = None if cpu is None or after is None else (after - cpu) * 1e3 / max(1, len(latencies))
+    return float(report["seconds"]), latencies, cpu_ms, bad
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:
     users = build_store(workdir, args.items, args.users, args.dim, args.seed)
-    local = in_process(workdir, users, args.seconds)
-    seconds, remote, bad = served(workdir, users, args.clients, args.seconds)
+    local, local_cpu = in_process(workdir, users, args.seconds)
+    seconds, remote, remote_cpu, bad = served(workdir, users, args.clients, args.seconds)
     local_rate = len(local) / (sum(local) / 1e3)
     remote_rate = len(remote) / seconds
     print(f"{args.items:,} items x {args.dim}, {args.users} users, recommend k={K}")
-    print(f"{'':>34}  {'calls/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'x in-process':>12}")
+    print(f"{'':>34}  {'calls/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'x in-process':>12}  {'CPU ms/call':>11}")
     rows = [
-        ("in process, one call at a time", local_rate, local),
-        (f"served, {args.clients} clients, 1 worker", remote_rate, remote),
+        ("in process, one call at a time", local_rate, local, local_cpu),
+        (f"served, {args.clients} clients, 1 worker", remote_rate, remote, remote_cpu),
     ]
-    for name, rate, latencies in rows:
+    for name, rate, latencies, cpu in rows:
         p50, p99 = np.percentile(latencies, [50, 99])
-        print(f"{name:>34}  {rate:8.1f}  {p50:7.2f}  {p99:7.2f}  {rate / local_rate:11.2f}x")
+        cpu_text = "-" if cpu is None else f"{cpu:.2f}"
+        print(f"{name:>34}  {rate:8.1f}  {p50:7.2f}  {p99:7.2f}  {rate / local_rate:11.2f}x  {cpu_text:>11}")
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"(goal: served >= 0.8x in process, p99 < 100 ms; load average {load} on {os.cpu_count()} CPUs)")
     if bad:
