@@ -52,6 +52,8 @@ def test_the_store_lives_on_s3(s3_endpoint: str, tmp_path: Path) -> None:
         hits = engine.assembly.layout.items().search(query, 5, {"group": 1})
         assert hits[0].id == "i004" and all(hit.metadata["group"] == 1 for hit in hits)
         assert [rec.item for rec in engine.recommend("u1", k=3)]
+        log = engine.assembly.layout.events()  # counts kept per fragment, read through pylance on S3
+        assert (log.users(), log.item_counts()) == (["u1"], {"i001": 1, "i002": 1})
     assert not any(tmp_path.glob("*.lance")), "nothing of the store is written locally"
     with Engine.from_config(cfg) as reopened:  # a new process would see the same
         assert reopened.count() == 30
