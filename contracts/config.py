@@ -74,7 +74,7 @@ class UserSettings(BaseModel):
 
     attributes: list[str] | None = Field(default=None, description="columns the prior learns from; default all")
     prior_events: float = Field(
-        default=1.0, ge=0, description="the prior weighs like this many of the user's own events; 0 turns it off"
+        default=4.0, ge=0, description="the prior weighs like this many of the user's own events; 0 turns it off"
     )
     min_count: int = Field(default=5, ge=1, description="users an attribute value needs to become a feature")
 

@@ -73,7 +73,7 @@ class ColdStart:
         if self.settings.prior_events <= 0 or self.users.count() == 0:
             return None
         histories: dict[str, list[str]] = {}
-        for event in events:
+        for event in sorted(events, key=lambda event: event.timestamp):  # oldest first (stable: ties in log order)
             histories.setdefault(event.user, []).append(event.item)
         attributes = {user.id: user.attributes for user in self.users.scan()}
         try:

@@ -3,14 +3,23 @@
 The model (fitted by ``Engine.fit`` from the event log and the stored user attributes):
 
 1. Every user with attributes and events is one training row: the features of
-   :class:`~.user_features.AttributeFeaturizer` in, and out the share of that user's
-   events that went to each item (a row sums to 1, so every user counts alike and heavy
-   users do not define what "people like me" do).
-2. Ridge regression from features to those shares, with an unpenalised intercept: the
-   intercept alone is the mean user's item shares (a popularity), each feature moves
-   the items that users with it prefer. The penalty is chosen on a seeded slice of the
-   training users held out of the fit (the candidate that ranks those users' events
-   best, NDCG@10), so it adapts to the data set instead of being set on one.
+   :class:`~.user_features.AttributeFeaturizer` in, and out the items of that user's
+   events, each worth ``1 / n ** weighting`` for a user with ``n`` distinct items.
+   ``weighting`` 0 counts every event alike (the intercept below is then the items'
+   popularity, the ``pop`` ranking), 1 counts every user alike (a row sums to 1: heavy
+   users do not define what "people like me" do); 0.5 is between.
+2. Ridge regression from features to those rows, with an unpenalised intercept: the
+   intercept alone is a popularity, each feature moves the items that users with it
+   prefer, and the penalty shrinks the whole prior toward that popularity: an
+   attribute-conditioned popularity. ``weighting`` and the penalty are chosen together
+   by 5-fold cross-validation over the training users (the pair whose fits rank the
+   held-out fold's events best, NDCG@10 summed over the folds), so they adapt to the
+   data set instead of being set on one. The events judged are each held-out user's
+   after their first :data:`JUDGED_AFTER` (5), as the ``cold-users`` protocol judges
+   them: a user's first events often follow a sign-up flow rather than their taste
+   (MovieLens asks new users to rate well-known films), a recommender need not predict
+   those, and judging on them favours whatever those flows show. With too few users
+   past five events, whole histories are judged.
 3. A user's prior is ``intercept + (features - mean features) @ W``: one score per item
    of the training events (the ``max_items`` most interacted with, which bounds memory
    to ``features x max_items`` floats).
@@ -45,9 +54,14 @@ __all__ = [
 
 PRIOR_FILE = "user_prior"
 #: candidate ridge penalties, as multiples of the number of training users
-_PENALTIES = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+_PENALTIES = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: candidate row weightings: a user with n items weighs each 1 / n ** weighting
+_WEIGHTINGS = (0.0, 0.5, 1.0)
+_FALLBACK_WEIGHTING = 1.0
 _FALLBACK_PENALTY = 0.1
-_VALIDATION_SHARE = 0.1
+_FOLDS = 5
+#: the prior is judged on the events after a user's first JUDGED_AFTER (see the docstring)
+JUDGED_AFTER = 5
 _MIN_VALIDATION_USERS = 10
 _MAX_VALIDATION_USERS = 500
 _NDCG_K = 10
@@ -67,8 +81,8 @@ def _ndcg_of_histories(scores: np.ndarray, histories: Sequence[np.ndarray]) -> f
     return float(np.mean(values)) if values else 0.0
 
 
-def _shares(histories: Sequence[np.ndarray], n_items: int) -> Any:
-    """Sparse ``(users, items)``: each user's events spread evenly over their distinct items."""
+def _shares(histories: Sequence[np.ndarray], n_items: int, weighting: float = 1.0) -> Any:
+    """Sparse ``(users, items)``: 1 for each of a user's distinct items, over ``n ** weighting``."""
     from scipy import sparse
 
     rows = np.concatenate([np.full(len(items), r) for r, items in enumerate(histories)])
@@ -77,7 +91,7 @@ def _shares(histories: Sequence[np.ndarray], n_items: int) -> Any:
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     totals = np.asarray(matrix.sum(axis=1)).ravel()
-    return sparse.diags(1.0 / np.maximum(totals, 1.0)) @ matrix
+    return sparse.diags(1.0 / np.maximum(totals, 1.0) ** weighting) @ matrix
 
 
 class _Ridge:
@@ -96,36 +110,64 @@ class _Ridge:
         return (self.bias[None, :] + (features - self.x_mean) @ self.weights).astype(np.float32)
 
 
-def _pick_penalty(features: np.ndarray, histories: list[np.ndarray], n_items: int, seed: int) -> float:
-    """The penalty whose fit on most training users best ranks the events of the rest."""
+def _positions(items: Sequence[str], position: Mapping[str, int]) -> np.ndarray:
+    return np.array(sorted({position[i] for i in items if i in position}), np.int64)
+
+
+def _later(items: Sequence[str]) -> list[str]:
+    """The items after a user's first :data:`JUDGED_AFTER` events, leaving out those among them."""
+    first = set(items[:JUDGED_AFTER])
+    return [item for item in items[JUDGED_AFTER:] if item not in first]
+
+
+def _pick_fit(
+    features: np.ndarray, histories: list[np.ndarray], judged: list[np.ndarray], n_items: int, seed: int
+) -> tuple[float, float]:
+    """``(weighting, penalty)``: the pair whose fits on most training users best rank the
+    ``judged`` items of the rest, over :data:`_FOLDS` seeded folds (one slice is noisy on a
+    few hundred users; several average that out). Users without judged items are not
+    judged; when too few have any, every user's whole history is judged instead."""
+    if sum(1 for items in judged if len(items)) < _FOLDS * _MIN_VALIDATION_USERS:
+        judged = histories
     n = len(features)
-    n_valid = min(_MAX_VALIDATION_USERS, round(_VALIDATION_SHARE * n))
-    if n_valid < _MIN_VALIDATION_USERS:
-        return _FALLBACK_PENALTY * n
-    valid = np.zeros(n, dtype=bool)
-    valid[np.random.default_rng(seed).choice(n, size=n_valid, replace=False)] = True
-    train_rows = np.flatnonzero(~valid)
-    targets = _shares([histories[r] for r in train_rows], n_items)
-    held = [histories[r] for r in np.flatnonzero(valid)]
-    best: tuple[float, float] | None = None
-    for multiple in _PENALTIES:
-        penalty = multiple * len(train_rows)
-        model = _Ridge(features[train_rows], targets, penalty)
-        quality = _ndcg_of_histories(model.predict(features[valid]), held)
-        if best is None or quality > best[0]:
-            best = (quality, penalty)
-    assert best is not None
-    return best[1] * n / len(train_rows)
+    fold_size = min(_MAX_VALIDATION_USERS, n // _FOLDS)
+    if fold_size < _MIN_VALIDATION_USERS:
+        return _FALLBACK_WEIGHTING, _FALLBACK_PENALTY * n
+    order = np.random.default_rng(seed).permutation(n)
+    folds = [order[f * fold_size : (f + 1) * fold_size] for f in range(_FOLDS)]
+    quality: dict[tuple[float, float], float] = {}
+    for fold in folds:
+        valid = np.zeros(n, dtype=bool)
+        valid[fold] = True
+        train_rows = np.flatnonzero(~valid)
+        fold = fold[[len(judged[r]) > 0 for r in fold]]
+        held = [judged[r] for r in fold]
+        for weighting in _WEIGHTINGS:
+            targets = _shares([histories[r] for r in train_rows], n_items, weighting)
+            for multiple in _PENALTIES:
+                model = _Ridge(features[train_rows], targets, multiple * len(train_rows))
+                score = _ndcg_of_histories(model.predict(features[fold]), held)
+                quality[weighting, multiple] = quality.get((weighting, multiple), 0.0) + score
+    weighting, multiple = max(quality, key=lambda pair: quality[pair])
+    return weighting, multiple * n
 
 
 class AttributePrior:
     """Per-item scores for a user from their attributes alone (see the module docstring)."""
 
-    def __init__(self, featurizer: AttributeFeaturizer, item_ids: Sequence[str], model: _Ridge, penalty: float):
+    def __init__(
+        self,
+        featurizer: AttributeFeaturizer,
+        item_ids: Sequence[str],
+        model: _Ridge,
+        penalty: float,
+        weighting: float = _FALLBACK_WEIGHTING,
+    ):
         self.featurizer = featurizer
         self.item_ids = list(item_ids)
         self.model = model
         self.penalty = penalty
+        self.weighting = weighting
 
     @classmethod
     def fit(
@@ -138,7 +180,7 @@ class AttributePrior:
         max_items: int = 50_000,
         seed: int = 0,
     ) -> AttributePrior:
-        """Fit on the users that have both attributes and events (``histories``: items, any order)."""
+        """Fit on the users that have both attributes and events (``histories``: items, oldest first)."""
         users = sorted(user for user, items in histories.items() if items and user in attributes)
         if len(users) < 2 * min_count:
             raise NotEnoughUsers(
@@ -153,20 +195,24 @@ class AttributePrior:
         rows = [attributes[user] for user in users]
         featurizer = AttributeFeaturizer.fit(rows, columns=columns, min_count=min_count)
         features = featurizer.transform(rows).astype(np.float64)
-        encoded = [np.array(sorted({position[i] for i in histories[u] if i in position}), np.int64) for u in users]
+        encoded = [_positions(histories[u], position) for u in users]
+        judged = [_positions(_later(histories[u]), position) for u in users]
         keep = [r for r, items in enumerate(encoded) if len(items)]
-        features, encoded = features[keep], [encoded[r] for r in keep]
-        penalty = _pick_penalty(features, encoded, len(item_ids), seed)
-        model = _Ridge(features, _shares(encoded, len(item_ids)), penalty)
-        return cls(featurizer, item_ids, model, penalty)
+        features, encoded, judged = features[keep], [encoded[r] for r in keep], [judged[r] for r in keep]
+        weighting, penalty = _pick_fit(features, encoded, judged, len(item_ids), seed)
+        model = _Ridge(features, _shares(encoded, len(item_ids), weighting), penalty)
+        return cls(featurizer, item_ids, model, penalty, weighting)
 
     def scores(self, attributes: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """``(len(attributes), len(item_ids))`` prior scores (predicted shares of the user's events)."""
+        """``(len(attributes), len(item_ids))`` prior scores (the predicted rows of step 1)."""
         return self.model.predict(self.featurizer.transform(list(attributes)).astype(np.float64))
 
     def describe(self) -> str:
         kinds = ", ".join(f"{c.name} ({c.kind}, {c.size})" for c in self.featurizer.columns) or "none"
-        return f"{self.featurizer.size} features from {kinds}; {len(self.item_ids)} items; ridge {self.penalty:.3g}"
+        return (
+            f"{self.featurizer.size} features from {kinds}; {len(self.item_ids)} items; "
+            f"ridge {self.penalty:.3g}, row weighting 1/n^{self.weighting:g}"
+        )
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -178,7 +224,12 @@ class AttributePrior:
             bias=self.model.bias,
             x_mean=self.model.x_mean,
         )
-        meta = {"items": self.item_ids, "penalty": self.penalty, "features": self.featurizer.to_json()}
+        meta = {
+            "items": self.item_ids,
+            "penalty": self.penalty,
+            "weighting": self.weighting,
+            "features": self.featurizer.to_json(),
+        }
         (directory / f"{PRIOR_FILE}.json").write_text(json.dumps(meta), encoding="utf-8")
 
     @classmethod
@@ -191,7 +242,9 @@ class AttributePrior:
         with np.load(arrays_path) as arrays:
             model = _Ridge.__new__(_Ridge)
             model.weights, model.bias, model.x_mean = arrays["weights"], arrays["bias"], arrays["x_mean"]
-        return cls(AttributeFeaturizer.from_json(meta["features"]), meta["items"], model, float(meta["penalty"]))
+        features = AttributeFeaturizer.from_json(meta["features"])
+        weighting = float(meta.get("weighting", _FALLBACK_WEIGHTING))  # priors saved before weighting was chosen
+        return cls(features, meta["items"], model, float(meta["penalty"]), weighting)
 
 
 def blend_weight(events: int, prior_events: float) -> float:

@@ -17,7 +17,7 @@ PROTOCOL_HELP = (
     "train (chronological, ties in file order). cold-items: 20%% of the items are held out of all training; "
     "each user's last event with one of them is the test case. cold-users: 20%% of the users are held out "
     "of all training; each is ranked from their attributes alone and after their first 1, 3 and 5 events "
-    "(the target: their event after the fifth)."
+    "(the targets: every later event, the same in every row; see --cold-target)."
 )
 
 
@@ -58,9 +58,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--cold-target",
-        choices=("fixed", "next"),
-        default="fixed",
-        help="cold-users: rank the event after the fifth in every row (fixed, default) or each row's next event",
+        choices=("later", "fixed", "next"),
+        default="later",
+        help="cold-users: rank every event after the fifth in every row (later, default), only the sixth "
+        "(fixed), or each row's own next event (next)",
+    )
+    parser.add_argument(
+        "--cold-seeds",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="cold-users: average N seeded splits (seed, seed+1, ...), each fitted anew; rows pool every "
+        "(seed, user) and each seed's rows are in the JSON under per_seed (default 1)",
+    )
+    parser.add_argument(
+        "--choose-prior-events",
+        action="store_true",
+        help="cold-users: pick [users] prior_events on users held out of the training users (one more fit "
+        "per seed), instead of the config's value; the test users take no part",
     )
     parser.add_argument("--seed", type=int, default=None, help="cold-items seed for --baseline (default 0)")
     parser.set_defaults(func=run)
@@ -76,10 +91,11 @@ def format_cold_users(result: dict[str, Any]) -> str:
     rows = result["by_events"]
     columns = [name for name in next(iter(rows.values()), {}) if "@" in name and not name.startswith("coverage")]
     data = result["dataset"]
+    first = next(iter(rows.values()), {})
     label = Path(result["config"]).name if result["config"] else "model"
     lines = [
         f"protocol cold-users on {data['name']}: {result['held_out_users']} users held out, "
-        f"target {result['target']} ({next(iter(rows.values()), {}).get('cases', 0)} cases per row)",
+        f"target {result['target']} ({first.get('users', 0)} users, {first.get('cases', 0)} targets per row)",
     ]
     width = max(len(label), len("random"))
     lines.append("  ".join(["".ljust(width), *columns]))
@@ -90,8 +106,32 @@ def format_cold_users(result: dict[str, Any]) -> str:
             baseline = result["baselines"].get(name, {}).get("by_events", {}).get(count)
             if baseline:
                 lines.append(_row(name, baseline, columns, width))
+    lines += _significance_lines(result)
     timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["timings"].items())
     return "\n".join([*lines, f"timings: {timings}", *(f"note: {note}" for note in result.get("notes", []))])
+
+
+def _significance_lines(result: dict[str, Any]) -> list[str]:
+    """The bootstrap intervals: model minus pop per row, and each rise of the model's curve."""
+    significance = result.get("significance")
+    if not significance:
+        return []
+
+    def cell(values: dict[str, float]) -> str:
+        return f"{values['difference']:+.4f} [{values['low']:+.4f}, {values['high']:+.4f}]"
+
+    share = round(100 * significance["interval"])
+    lines = [
+        f"{significance['metric']}, paired bootstrap over users ({significance['resamples']} resamples, {share}%):"
+    ]
+    lines += [f"  model - pop at {count} events: {cell(v)}" for count, v in significance["vs_pop"].items()]
+    lines += [f"  rise {pair} events: {cell(v)}" for pair, v in significance["rise"].items()]
+    seeds, priors = result.get("seeds", []), result.get("prior_events", [])
+    if len(seeds) > 1:
+        lines.append(f"seeds {', '.join(map(str, seeds))} pooled; per seed in --json under per_seed")
+    if priors:
+        lines.append(f"prior_events: {', '.join(f'{value:g}' for value in priors)}")
+    return lines
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -149,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
                 store_from_config=args.store_from_config,
                 cold_fraction=args.cold_fraction,
                 cold_target=args.cold_target,
+                cold_seeds=args.cold_seeds,
+                choose_prior_events=args.choose_prior_events,
                 log=log,
             )
     except (ValueError, FileNotFoundError) as exc:

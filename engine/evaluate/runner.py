@@ -28,7 +28,7 @@ import pandas as pd
 
 from polyrec.contracts import PolyrecConfig, Scorer
 from polyrec.engine.config import read_config_file, resolve_config
-from polyrec.engine.evaluate.cold_users import ColdUsersSplit, cold_users, score_cold_users
+from polyrec.engine.evaluate.cold_users import ColdUsersSplit, cold_users, compare, score_cold_users
 from polyrec.engine.evaluate.dataset import Dataset
 from polyrec.engine.evaluate.loaders import USER_ID, load_dataset, load_generic
 from polyrec.engine.evaluate.metrics import RankingAccumulator
@@ -232,7 +232,9 @@ def evaluate(
     k: Iterable[int] = (10, 20),
     store_from_config: bool = False,
     cold_fraction: float = 0.2,
-    cold_target: str = "fixed",
+    cold_target: str = "later",
+    cold_seeds: int = 1,
+    choose_prior_events: bool = False,
     log: Log = _quiet,
 ) -> dict[str, Any]:
     """Fit the config's engine on the protocol's training events and rank the held-out cases.
@@ -248,7 +250,10 @@ def evaluate(
     evaluation_config = read_evaluation_config(config)
     data = resolve_dataset(dataset, evaluation_config)
     if protocol == COLD_USERS:
-        return _evaluate_cold_users(evaluation_config, data, k, store_from_config, cold_fraction, cold_target, log)
+        run = _ColdUsersRun(
+            evaluation_config, data, k, store_from_config, cold_fraction, cold_target, choose_prior_events, log
+        )
+        return _evaluate_cold_users(run, cold_seeds)
     start = time.perf_counter()
     split = make_split(data, protocol, seed=evaluation_config.settings.seed, cold_fraction=cold_fraction)
     split_time = time.perf_counter() - start
@@ -272,48 +277,131 @@ def evaluate(
     return result
 
 
-def _evaluate_cold_users(
-    config: EvaluationConfig,
-    data: Dataset,
-    k: tuple[int, ...],
-    store_from_config: bool,
-    fraction: float,
-    target: str,
-    log: Log,
-) -> dict[str, Any]:
-    start = time.perf_counter()
-    split = cold_users(data, fraction, config.settings.seed, target=target)
-    split_time = time.perf_counter() - start
-    if data.users is None:
-        log("note: the dataset has no users file: the 0-event row ranks by popularity")
-    model = fit_model(config, data, split, store_from_config=store_from_config, with_users=True, log=log)
+#: the prior_events values --choose-prior-events tries on users held out of the training users
+PRIOR_EVENTS_GRID: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+@dataclass(frozen=True)
+class _ColdUsersRun:
+    """What every seed of one cold-users evaluation shares."""
+
+    config: EvaluationConfig
+    data: Dataset
+    k: tuple[int, ...]
+    store_from_config: bool
+    fraction: float
+    target: str
+    choose_prior_events: bool
+    log: Log
+
+
+def _fit_and_score(
+    run: _ColdUsersRun, split: ColdUsersSplit, **scoring: Any
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Fit on ``split``'s training rows (with every user's attributes) and score its held-out users."""
+    model = fit_model(
+        run.config, run.data, split, store_from_config=run.store_from_config, with_users=True, log=run.log
+    )
     try:
         start = time.perf_counter()
-        scored = score_cold_users(
-            model,
-            data,
-            split,
-            k=k,
-            history_length=config.settings.retrieval.history_length,
-            prior_events=config.settings.users.prior_events,
-        )
+        history_length = run.config.settings.retrieval.history_length
+        scored = score_cold_users(model, run.data, split, k=run.k, history_length=history_length, **scoring)
         model.timings["evaluate"] = time.perf_counter() - start
     finally:
         model.close()
-    log(f"evaluate: {sum(len(cases) for cases in split.cases.values())} cases in {model.timings['evaluate']:.1f} s")
+    return scored, model.timings
+
+
+def _choose_prior_events(run: _ColdUsersRun, split: ColdUsersSplit, seed: int) -> tuple[float, dict[str, float]]:
+    """``prior_events`` picked on the training users only: a seeded share of them is held out
+    (as the protocol holds out the test users), the model is fitted on the rest, and the
+    value of :data:`PRIOR_EVENTS_GRID` ranking their later events best (mean NDCG@10 over the
+    rows with events) wins. The test users take no part."""
+    training_users = frozenset(run.data.events["user"].to_numpy()[split.train].tolist())
+    inner = cold_users(run.data, run.fraction, seed + 1_000_003, target=run.target, among=training_users)
+    scored, _ = _fit_and_score(run, inner, prior_events_grid=PRIOR_EVENTS_GRID)
+    tried = scored["prior_events"]
+    best = max(tried, key=lambda value: tried[value])
+    table = ", ".join(f"{value}: {quality:.4f}" for value, quality in tried.items())
+    run.log(f"prior_events: {best} on {len(inner.users)} validation users ({table})")
+    return float(best), tried
+
+
+def _cold_users_once(run: _ColdUsersRun, seed: int) -> dict[str, Any]:
+    """One seeded cold-users split: fit, score, report (``per_user`` values kept for pooling)."""
+    start = time.perf_counter()
+    split = cold_users(run.data, run.fraction, seed, target=run.target)
+    split_time = time.perf_counter() - start
+    prior_events, tried = run.config.settings.users.prior_events, None
+    if run.choose_prior_events:
+        prior_events, tried = _choose_prior_events(run, split, seed)
+    scored, timings = _fit_and_score(run, split, prior_events=prior_events, seed=seed)
+    run.log(f"evaluate: {split.cases(0)} targets of {len(split.users)} users in {timings['evaluate']:.1f} s")
+    scored |= {"seed": seed, "held_out_users": len(split.held_out_users), "prior_events": prior_events}
+    if tried is not None:
+        scored["prior_events_tried"] = tried
+    scored["timings"] = {name: round(seconds, 3) for name, seconds in {"split": split_time, **timings}.items()}
+    return scored
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows of several seeds as one: means over every (seed, user) pair, intervals on them."""
+    counts = list(runs[0]["by_events"])
+    model = {c: np.concatenate([run["per_user"]["model"][c] for run in runs]) for c in counts}
+    pop = {c: np.concatenate([run["per_user"]["pop"][c] for run in runs]) for c in counts}
+
+    def mean_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        weights = np.array([row["users"] for row in rows], dtype=np.float64)
+        out: dict[str, Any] = {
+            name: float(np.average([row[name] for row in rows], weights=weights))
+            for name in rows[0]
+            if name not in ("users", "cases")
+        }
+        return out | {"users": int(weights.sum()), "cases": int(sum(row["cases"] for row in rows))}
+
+    def rows_of(pick: Any) -> dict[str, Any]:
+        return {c: mean_of([pick(run)[c] for run in runs]) for c in counts}
+
     return {
+        "by_events": rows_of(lambda run: run["by_events"]),
+        "baselines": {
+            "pop": {"by_events": rows_of(lambda run: run["baselines"]["pop"]["by_events"])},
+            "random": {"by_events": rows_of(lambda run: run["baselines"]["random"]["by_events"])},
+        },
+        "significance": compare(model, pop),
+    }
+
+
+def _evaluate_cold_users(run: _ColdUsersRun, seeds: int = 1) -> dict[str, Any]:
+    if run.data.users is None:
+        run.log("note: the dataset has no users file: the 0-event row ranks by popularity")
+    first = run.config.settings.seed
+    runs = [_cold_users_once(run, first + i) for i in range(seeds)]
+    combined = runs[0] if seeds == 1 else _pooled(runs)
+    for one in runs:
+        one.pop("per_user")
+    config, data = run.config, run.data
+    result = {
         "protocol": COLD_USERS,
         "dataset": dict(data.summary()),
         "config": str(config.path) if config.path else None,
-        **scored,
-        "held_out_users": len(split.held_out_users),
-        "target": split.target,
-        "timings": {name: round(seconds, 3) for name, seconds in {"split": split_time, **model.timings}.items()},
+        "by_events": combined["by_events"],
+        "baselines": combined["baselines"],
+        "significance": combined["significance"],
+        "held_out_users": runs[0]["held_out_users"],
+        "target": run.target,
+        "seeds": [one["seed"] for one in runs],
+        "prior_events": [one["prior_events"] for one in runs],
+        "timings": {name: round(sum(one["timings"].get(name, 0.0) for one in runs), 3) for name in runs[0]["timings"]},
         "ties": TIES,
         "notes": list(data.notes),
-        "settings": _evaluation_raw(config, store_from_config),
-        "ingest_failures": model.failures,
+        "settings": _evaluation_raw(config, run.store_from_config),
     }
+    if seeds > 1:
+        result["per_seed"] = runs
+    elif "prior_events_tried" in runs[0]:
+        result["prior_events_tried"] = runs[0]["prior_events_tried"]
+    return result
 
 
 def _result(
