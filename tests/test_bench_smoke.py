@@ -98,11 +98,23 @@ def test_bench_self_attention_reports_the_cost_curve() -> None:
 def test_bench_cli_times_one_shot_commands_beside_help() -> None:
     out = run("bench_cli.py", "--runs", "1")
     rows = {
-        line.split("  ")[0].strip(): line.split() for line in out.splitlines() if line.startswith(("polyrec", "python"))
+        line.split("  ")[0].strip(): line.split()
+        for line in out.splitlines()
+        if line.startswith(("polyrec", "python", "recommend"))
     }
-    assert {"python -c pass", "polyrec --help", "polyrec recommend", "polyrec recommend --explain --json"} <= set(rows)
+    assert {
+        "python -c pass",
+        "polyrec --help",
+        "polyrec recommend",
+        "polyrec recommend --explain --json",
+        "recommend through LanceDB",
+        "recommend, first after a write",
+    } <= set(rows), out
     assert float(rows["polyrec --help"][-1]) == 1.0  # the baseline against itself
-    assert "slowest top-level imports" in out and "lancedb" in out
+    # the snapshot path imports no lancedb; the path through LanceDB does
+    snapshot_imports, lancedb_imports = out.split("slowest top-level imports")[1:]
+    imports_lancedb = re.compile(r"^\s+[0-9.]+\s+lancedb$", re.MULTILINE)
+    assert not imports_lancedb.search(snapshot_imports) and imports_lancedb.search(lancedb_imports), out
 
 
 def test_bench_serve_reports_served_recommendations_beside_the_in_process_rate() -> None:
