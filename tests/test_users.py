@@ -83,6 +83,24 @@ def test_attributes_give_new_users_a_starting_point(tmp_path: Path, store: str) 
             assert {r.item[:-1] for r in engine.recommend("new-left", k=5)} == {"left"}
 
 
+def test_deleted_items_and_forgotten_users_leave_the_prior_s_answers(tmp_path: Path) -> None:
+    users = _users()
+    with _engine(tmp_path, "memory") as engine:
+        engine.ingest(_catalog())
+        engine.add_events(_events(users))
+        engine.add_users(pd.DataFrame(users))
+        engine.fit()
+        engine.add_users([{"user": "new-left", "side": "left"}])
+        first = [r.item for r in engine.recommend("new-left", k=3)]
+        assert engine.delete_items(first[:1]) >= 1  # the prior still scores it: the store decides
+        after = engine.recommend("new-left", k=5)
+        assert first[0] not in {r.item for r in after} and all("prior:attributes" in r.flags for r in after)
+        # forgetting the user erases their attributes: they are a stranger again (popularity)
+        assert engine.forget_user("new-left").attributes == 1
+        assert engine.users(["new-left"]) == {}
+        assert all("prior:attributes" not in r.flags for r in engine.recommend("new-left", k=3))
+
+
 def test_updating_a_user_replaces_their_attributes(tmp_path: Path) -> None:
     with _engine(tmp_path, "memory") as engine:
         engine.add_users([{"id": "a", "side": "left", "tags": ["x", "y"]}])  # "id" when there is no "user" column
