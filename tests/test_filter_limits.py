@@ -148,3 +148,19 @@ def test_filter_keys_are_checked_with_the_config() -> None:
         LanceDBStore(max_filter_keys=-1)
     with pytest.raises(ValidationError, match="filter_keys"):
         LanceDBStore(filter_keys=[f"k{n}" for n in range(300)])
+
+
+def test_distributed_fragment_writes_keep_the_same_bound(tmp_path: Path) -> None:
+    """Ray workers write fragments with the collection's writer: the bound travels with it."""
+    from polyrec.plugins.stores.lancedb.bulk import commit_receipts
+
+    store = LanceDBStore(uri=tmp_path / "db", max_filter_keys=3, **LANCE_READS)
+    items = store.open("items", dim=3, provenance={"p": "1"})
+    writer = items.bulk_writer()
+    receipts = [writer.write([record(f"w{n}", genre="rock", **{f"k{n}_{j}": j for j in range(4)})]) for n in range(3)]
+    commit_receipts(writer, receipts, [])
+    items = LanceDBStore(uri=tmp_path / "db", max_filter_keys=3, **LANCE_READS).open(
+        "items", dim=3, provenance={"p": "1"}
+    )
+    assert typed_column_count(items) == 3 and items.count() == 3
+    assert items.get(["w2"])[0].metadata["k2_3"] == 3
