@@ -258,12 +258,25 @@ class LanceEventLog(EventLog):
         return self._do(self._table.count_rows(), "count")
 
     def users(self) -> list[str]:
-        self._counts.refresh(self._current_version())
+        self._refresh_counts()
         return self._counts.users()
 
     def item_counts(self) -> dict[str, int]:
-        self._counts.refresh(self._current_version())
+        self._refresh_counts()
         return self._counts.item_counts()
+
+    def _refresh_counts(self) -> None:
+        version = self._current_version()
+        try:
+            self._counts.refresh(version)
+        except Exception:  # e.g. an erasure in another process removed the files just listed: once more
+            try:
+                self._counts.refresh(None)
+            except Exception as exc:
+                raise StoreError(
+                    f"lancedb: counting events on the event log in {self._store.location} failed: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
 
 
 class _UserCache:
