@@ -238,6 +238,20 @@ def test_metadata_is_bounded_per_item(
     assert client.get("/items/huge").status_code == 404
 
 
+def test_a_filter_on_a_key_kept_out_of_the_columns_is_a_400_naming_the_setting(tmp_path: Path) -> None:
+    # only two keys get filter columns: title and topic; year stays in each item's metadata JSON
+    config = bow_config(tmp_path / "db", max_filter_keys=2, read_snapshot=False)
+    with TestClient(create_app(config, plugin_manager=plugin_manager()), raise_server_exceptions=False) as client:
+        assert client.post("/items", json={"items": CATALOG}).json()["stored"] == len(CATALOG)
+        assert client.get("/items/space-1").json()["metadata"]["year"] == 2001
+        found = client.post("/search", json={"query": "rocket", "filter": {"topic": "space"}})
+        assert found.status_code == 200 and found.json()["results"]
+        error = assert_json_error(client.post("/search", json={"query": "rocket", "filter": {"year": 2001}}), 400)
+        assert error["errors"][0]["field"] == "filter.year" and "store.max_filter_keys" in error["detail"]
+        refused = client.get("/users/nobody/recommendations", params={"filter": '{"year": 2001}'})
+        assert assert_json_error(refused, 400)["errors"][0]["field"] == "filter.year"
+
+
 # -- defect 4: API ingest opens only media files ------------------------------------------
 
 
