@@ -12,6 +12,10 @@ A key has at most one column per value type (:data:`~.filters.METADATA_KINDS`), 
 at most ``5 * max_filter_keys`` (or ``5 * len(filter_keys)``) typed columns. A filter on a key
 that has no column where one could have been made would match nothing silently; it is an
 error naming the key and the setting instead (:meth:`FilterColumns.check_filterable`).
+(Paths that filter in Python over the JSON, a cold user's popular items and the read snapshot
+of small stores, still answer such a filter, exactly.) Writers decide from the schema they
+read: several processes (or Ray workers) writing new keys at once may each take the room that
+is left, so the automatic bound holds per writer, not strictly across concurrent ones.
 Pure logic: no LanceDB or pyarrow import.
 """
 
