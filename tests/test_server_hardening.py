@@ -295,3 +295,15 @@ def test_the_python_api_still_reads_the_operators_own_files(tmp_path: Path, medi
     with Engine.from_config(config, plugin_manager=plugin_manager(WITH_AUDIO)) as engine:
         report = engine.ingest([{"id": "own", "title": "a tone", "sound": str(outside)}])
         assert report.failures == [] and report.stored == 1
+
+
+def test_serve_takes_an_upload_dir_for_item_files(tmp_path: Path) -> None:
+    from polyrec.engine.cli import build_parser
+    from polyrec.engine.cli.serve_cmd import _limits
+    from polyrec.engine.server.item_uploads import with_upload_dir
+
+    limits = _limits(build_parser().parse_args(["serve", "--upload-dir", str(tmp_path / "up")]))
+    assert limits.upload_dir == tmp_path / "up"
+    served = with_upload_dir(limits, tmp_path / "state")  # a named folder wins over the state folder's
+    assert served.upload_dir == (tmp_path / "up").resolve() and served.upload_dir in served.media_dirs
+    assert with_upload_dir(ServerLimits(), tmp_path / "state").upload_dir == (tmp_path / "state" / "uploads").resolve()

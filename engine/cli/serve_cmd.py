@@ -20,6 +20,7 @@ _OPTIONS = {
     "max_upload_bytes": "--max-upload-bytes",
     "max_body_bytes": "--max-body-bytes",
     "media_dirs": "--media-dir",
+    "upload_dir": "--upload-dir",
 }
 
 
@@ -44,6 +45,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         metavar="DIR",
         help="directory item images may be served from; repeatable (default: the config file's folder)",
+    )
+    parser.add_argument(
+        "--upload-dir",
+        type=Path,
+        metavar="DIR",
+        help="where item files sent as bytes (PUT /items/{id}/files/{field}) are kept "
+        "(default: uploads/ in the store's state folder)",
     )
     parser.add_argument(
         "--workers",
@@ -117,6 +125,7 @@ def _limits(args: argparse.Namespace) -> ServerLimits:
         "max_upload_bytes": args.max_upload_bytes,
         "max_body_bytes": args.max_body_bytes,
         "media_dirs": tuple(args.media_dir) if args.media_dir else None,
+        "upload_dir": args.upload_dir,
     }
     try:
         return ServerLimits(**{key: value for key, value in options.items() if value is not None})
