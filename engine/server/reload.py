@@ -188,4 +188,7 @@ def warm(engine: Engine) -> None:
 
     engine.warm_up()
     load_text_query_model(engine)
+    # what a cold user's first request reads: the prior, the users collection, popularity
     engine.retriever.cold_start.prior()
+    engine.users(["polyrec-warm-up"])
+    engine.retriever.popularity()
