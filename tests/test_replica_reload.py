@@ -183,3 +183,46 @@ def test_replicas_follow_a_fit_and_other_processes_events(tmp_path: Path) -> Non
         assert watch.requests > 0
         assert watch.failures == [], watch.failures[:10]
     print(f"fit followed in {fit_seen:.1f}s, events in {events_seen:.1f}s, {watch.requests} requests watched")
+
+
+def test_a_state_still_being_written_keeps_the_old_engine_and_nothing_else_reloads(tmp_path: Path) -> None:
+    """The follower's looks, one by one (in process): its own writes and an unchanged state
+    load nothing; a scorer state file half written by a running fit keeps the engine serving,
+    and the finished file is loaded at the next look."""
+    from fastapi.testclient import TestClient
+
+    from polyrec.engine.server.app import create_app
+
+    config = tmp_path / "polyrec.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    items = [{"id": f"i{n:03d}", "title": f"topic {n % 3} title {n}"} for n in range(12)]
+    events = [{"user": f"u{n % 4}", "item": f"i{n:03d}", "timestamp": float(n)} for n in range(12)]
+    with Engine.from_config(config) as engine:
+        engine.ingest(items)
+        engine.add_events(events)
+        engine.fit()
+        state = engine.assembly.manifest.component_dir("scorer")
+    assert state is not None
+    with TestClient(create_app(config)) as client:
+        ctx = client.app.state.polyrec  # type: ignore[attr-defined]
+        follower, first = ctx.follower, ctx.engine
+        assert follower is not None and follower.interval == READ_CONSISTENCY_S
+        follower.stop()  # its thread stops looking: the looks below are the only ones
+        before = client.get("/users/u0/recommendations?k=3").json()["results"]
+        assert client.post("/events", json={"events": [{"user": "u9", "item": "i001"}]}).status_code == 200
+        follower.look()
+        assert ctx.engine is first and follower.reloads == 0  # events are no new trained state
+
+        saved = next(state.iterdir())
+        whole = saved.read_bytes()
+        saved.write_bytes(whole[: len(whole) // 2])  # a fit caught writing the scorer's state
+        follower.look()
+        assert ctx.engine is first and follower.reloads == 0
+        assert client.get("/users/u0/recommendations?k=3").json()["results"] == before
+
+        saved.write_bytes(whole)  # the fit is done
+        follower.look()
+        assert ctx.engine is not first and follower.reloads == 1
+        assert client.get("/users/u0/recommendations?k=3").status_code == 200
+        follower.look()
+        assert follower.reloads == 1

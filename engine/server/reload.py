@@ -133,14 +133,14 @@ class StoreFollower:
         stamp = trained_state_stamp(directory)
         if stamp == self._stamp:
             return False
-        try:
+        try:  # a state half written by a running fit fails in any way a component's load does
             engine = fresh_engine(self.ctx.engine)
-        except PolyrecError as exc:
+        except Exception as exc:
             log.warning("polyrec server: the new trained state cannot be loaded yet: %s", exc)
             return False
         try:
             warm(engine)
-        except Exception as exc:  # a state half written by a running fit: keep the old engine, look again
+        except Exception as exc:  # keep the old engine, look again
             engine.close()
             log.warning("polyrec server: the new trained state cannot be loaded yet: %s", exc)
             return False
