@@ -107,3 +107,26 @@ def test_two_processes_write_the_same_collections_at_once(s3_endpoint: str, tmp_
         field = engine.assembly.layout.field(engine.assembly.encoders["title"])
         assert field.count() == 80
         assert engine.event_count() == 80
+
+
+def test_a_catalog_on_s3_without_ray_is_refused_naming_the_way(tmp_path: Path) -> None:
+    """``polyrec ingest s3://...`` keeps the URI as written (a Path would fold it to ``s3:/``) and,
+    without ``--ray``, says that a Ray ingest reads object storage."""
+    config = tmp_path / "polyrec.toml"
+    config.write_text('[store]\nplugin = "lancedb"\nuri = "db"\n\n[encoders.title]\nplugin = "hashing-text"\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "polyrec.engine.cli",
+            "ingest",
+            "s3://polyrec/shop/items.jsonl",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "s3://polyrec/shop/items.jsonl: a catalog on object storage is read by a Ray ingest" in result.stderr
