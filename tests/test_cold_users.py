@@ -11,6 +11,7 @@ from cold_users_data import generated_dataset
 from movielens_formats import ML100K
 
 from polyrec.engine.cli import main
+from polyrec.engine.cli.evaluate_cmd import format_result
 from polyrec.engine.evaluate.cold_users import cold_users, paired_bootstrap
 from polyrec.engine.evaluate.dataset import Dataset, events_frame
 from polyrec.engine.evaluate.runner import evaluate
@@ -98,18 +99,20 @@ def test_ml100k_attributes_alone_beat_pop_and_the_curve_rises(tmp_path, capsys: 
     config = tmp_path / "cold.toml"
     config.write_text(FAST_CONFIG)
     argv = ["evaluate", "--config", str(config), "--dataset", str(ML100K), "--protocol", "cold-users"]
-    assert main([*argv, "--cold-seeds", "3", "--json"]) == 0
+    assert main([*argv, "--cold-seeds", "5", "--json"]) == 0  # five fits: about 2 min on a quiet machine
     result = json.loads(capsys.readouterr().out)
     ours = {count: metrics["ndcg@10"] for count, metrics in result["by_events"].items()}
     pop = {count: metrics["ndcg@10"] for count, metrics in result["baselines"]["pop"]["by_events"].items()}
     assert list(ours) == ["0", "1", "3", "5"] and list(pop) == list(ours)
-    assert result["held_out_users"] == 189 and result["seeds"] == [0, 1, 2]
+    assert result["held_out_users"] == 189 and result["seeds"] == [0, 1, 2, 3, 4]
     assert result["by_events"]["0"]["users"] == sum(run["by_events"]["0"]["users"] for run in result["per_seed"])
     assert result["by_events"]["0"]["cases"] > 10 * result["by_events"]["0"]["users"]  # every later event
     significance = result["significance"]
-    assert ours["0"] > pop["0"]  # attributes alone
+    # attributes alone beat Pop on the 945 pooled (seed, user) pairs: the margin is small (+2%,
+    # 0.0303 vs 0.0297 when written) and its interval's lower end barely above 0 (+0.0001)
+    assert ours["0"] > pop["0"] and significance["vs_pop"]["0"]["low"] > 0
     assert ours["0"] < ours["1"] < ours["3"] < ours["5"]
-    assert significance["rise"]["5-0"]["low"] > 0  # the rise is more than noise
+    assert all(significance["rise"][step]["low"] > 0 for step in ("1-0", "3-1", "5-3"))  # every rise is real
     assert pd.Series(ours).gt(pd.Series(pop)).all()
 
 
@@ -145,6 +148,12 @@ def test_on_generated_tastes_later_targets_measure_adaptation_and_next_targets_m
             users = [run["by_events"]["0"]["users"] for run in later["per_seed"]]
             assert later["by_events"]["0"]["users"] == sum(users)
             json.dumps(later)  # the --json output
+            table = format_result(later)  # the text output shows the intervals too
+            low, high = significance["vs_pop"]["0"]["low"], significance["vs_pop"]["0"]["high"]
+            assert (
+                f"model - pop at 0 events: {significance['vs_pop']['0']['difference']:+.4f} [{low:+.4f}, {high:+.4f}]"
+                in table
+            )
     nxt = _generated_run(config, 5, "next")
     pop, ours = _ndcg(nxt, "pop"), _ndcg(nxt)
     assert min(pop[:3]) > 1.5 * pop[3]  # the onboarding picks are Pop's: position, not knowledge
