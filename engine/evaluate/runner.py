@@ -240,7 +240,10 @@ def evaluate(
     """Fit the config's engine on the protocol's training events and rank the held-out cases.
 
     ``cold-users`` (see :mod:`.cold_users`) returns ``by_events`` (``{"0": {...}, "1": ...}``)
-    instead of ``valid``/``test``, and the same under ``baselines.pop`` and ``baselines.random``.
+    instead of ``valid``/``test``, the same under ``baselines.pop`` and ``baselines.random``,
+    and ``significance`` (bootstrap intervals of model - Pop per row and of the curve's rises);
+    ``cold_seeds`` > 1 pools that many seeded splits (each in ``per_seed``), and
+    ``choose_prior_events`` picks ``[users] prior_events`` on held-back training users.
 
     Returns ``{"valid": {...} | None, "test": {...}, "baselines": {"pop": ..., "random": ...},
     "protocol", "dataset", "config", "settings", "timings", ...}`` with lowercase metric
