@@ -85,3 +85,16 @@ def test_the_prior_fades_as_the_history_grows() -> None:
     assert np.argmax(blend_scores(prior, history, 9, 1.0)) == 3
     np.testing.assert_allclose(standardize(np.array([2.0, 2.0])), [0.0, 0.0])
     assert standardize(np.array([1.0, -np.inf, 3.0]))[1] == -np.inf
+
+
+def test_the_prior_is_judged_on_events_after_the_fifth_and_keeps_its_chosen_weighting(tmp_path) -> None:
+    from polyrec.engine.user_prior import _later
+
+    assert _later(["a", "b", "c", "d", "e", "a", "f", "g"]) == ["f", "g"]  # after five, not among them
+    assert _later(["a", "b"]) == []
+    users = _users(120)
+    prior = AttributePrior.fit(users, _histories(users), seed=0)
+    assert prior.weighting in (0.0, 0.5, 1.0) and "row weighting 1/n^" in prior.describe()
+    prior.save(tmp_path)
+    loaded = AttributePrior.load(tmp_path)
+    assert loaded is not None and (loaded.weighting, loaded.penalty) == (prior.weighting, prior.penalty)
