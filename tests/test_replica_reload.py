@@ -210,8 +210,11 @@ def test_a_state_still_being_written_keeps_the_old_engine_and_nothing_else_reloa
         follower.stop()  # its thread stops looking: the looks below are the only ones
         before = client.get("/users/u0/recommendations?k=3").json()["results"]
         assert client.post("/events", json={"events": [{"user": "u9", "item": "i001"}]}).status_code == 200
+        uploads = state.parent / "uploads"  # item files posted as bytes are kept in the state folder
+        uploads.mkdir(exist_ok=True)
+        (uploads / "i001.png").write_bytes(b"an uploaded picture")
         follower.look()
-        assert ctx.engine is first and follower.reloads == 0  # events are no new trained state
+        assert ctx.engine is first and follower.reloads == 0  # events and uploads are no new trained state
 
         saved = next(state.iterdir())
         whole = saved.read_bytes()

@@ -4,7 +4,8 @@ Every ``read_consistency_s`` (the store's setting, 5 s by default for LanceDB) a
 server (:class:`StoreFollower`) looks at two cheap stamps:
 
 - the trained state: the manifest's fitted records (``engine.json``) and the size and time of
-  every other file in the state directory. When another process's ``polyrec fit`` changed them,
+  the files of every fitted component and of the user prior (not the rest of the state folder:
+  uploaded item files are kept there too). When another process's ``polyrec fit`` changed them,
   a fresh engine is built from the same config (it loads the new state), warmed up (collections,
   the in-memory index, the text query model, the user prior) and swapped in under the write
   lock, so no write runs on the old engine meanwhile. A request that started on the old engine
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from polyrec.contracts import PolyrecError
 from polyrec.engine.assembly import assemble
+from polyrec.engine.cold_start import PRIOR_KEY
 from polyrec.engine.engine import Engine
 from polyrec.engine.layout import EVENTS, ITEMS
 from polyrec.engine.manifest import MANIFEST_NAME
@@ -62,24 +64,25 @@ def follow_interval(engine: Engine) -> float | None:
 
 
 def trained_state_stamp(directory: Path | None) -> str | None:
-    """What changes when a fit saves state: the manifest's fitted records and every other
-    state file's size and modification time (None: no state directory)."""
+    """What changes when a fit saves state: the manifest's fitted records and the size and
+    modification time of every file of a fitted component and of the user prior (None: no
+    state directory). Nothing else in the folder counts (uploaded item files live there too)."""
     if directory is None or not directory.is_dir():
         return None
     manifest = directory / MANIFEST_NAME
     try:
         fitted = json.loads(manifest.read_text(encoding="utf-8")).get("fitted", {}) if manifest.is_file() else {}
     except (OSError, ValueError):
-        fitted = "unreadable"  # being written: the next look reads it whole
+        fitted = {"unreadable": True}  # being written: the next look reads it whole
     files = []
-    for path in sorted(directory.rglob("*")):
-        if path.name == MANIFEST_NAME or path.suffix == ".tmp" or not path.is_file():
-            continue
-        try:
-            stat = path.stat()
-        except OSError:  # removed meanwhile (a fit replaces a component's directory)
-            continue
-        files.append([path.relative_to(directory).as_posix(), stat.st_size, stat.st_mtime_ns])
+    for key in sorted({*fitted, PRIOR_KEY}):
+        for path in sorted((directory / key).rglob("*")):
+            try:
+                stat = path.stat()
+            except OSError:  # removed meanwhile (a fit replaces a component's directory)
+                continue
+            if path.is_file():
+                files.append([path.relative_to(directory).as_posix(), stat.st_size, stat.st_mtime_ns])
     return json.dumps({"fitted": fitted, "files": files}, sort_keys=True)
 
 
