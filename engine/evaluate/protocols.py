@@ -109,23 +109,17 @@ def rank_cases(
     ks: Iterable[int] = (10, 20),
     history_length: int | None = None,
     batch_size: int = 256,
-    users: Sequence[str] | None = None,
 ) -> RankingAccumulator:
     """Score every case against the whole catalog, mask its history, accumulate metrics.
 
     The full history is masked even when only the last ``history_length`` events are scored.
-    With ``users`` (the user of each case), the scorer's ``score_user_batch(users, histories)``
-    is called instead: scorers that also read who the user is (the cold-users protocol).
     """
     accumulator = RankingAccumulator(len(index.item_ids), ks)
     for start in range(0, len(cases), batch_size):
         stop = min(start + batch_size, len(cases))
         batch_histories = cases.histories[start:stop]
         histories = [index.history(rows, history_length) for rows in batch_histories]
-        if users is None:
-            scores = np.array(scorer.score_batch(histories), dtype=np.float64)
-        else:
-            scores = np.array(scorer.score_user_batch(users[start:stop], histories), dtype=np.float64)  # type: ignore[attr-defined]
+        scores = np.array(scorer.score_batch(histories), dtype=np.float64)
         if scores.shape != (stop - start, len(index.item_ids)):
             raise ValueError(
                 f"scorer returned scores of shape {scores.shape}, expected ({stop - start}, {len(index.item_ids)})"
