@@ -98,7 +98,7 @@ class StoreFollower:
     def __init__(self, ctx: ServerContext, interval: float) -> None:
         self.ctx = ctx
         self.interval = interval
-        self.reloads = 0  # engines swapped in (the tests and /health read it)
+        self.reloads = 0  # engines swapped in (the tests read it)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stamp = trained_state_stamp(ctx.engine.assembly.manifest.directory)
