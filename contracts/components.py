@@ -346,9 +346,10 @@ class EventLog(ABC):
     """Durable log of events kept beside the vectors: appended to, and erased per user."""
 
     @abstractmethod
-    def append(self, events: Sequence[Event]) -> None:
+    def append(self, events: Sequence[Event]) -> int | None:
         """Add the events whose key (:func:`polyrec.contracts.event_keys.event_keys`) is not in
-        the log yet: appending the same batch again adds nothing."""
+        the log yet: appending the same batch again adds nothing. Return how many were new
+        (None: the log cannot tell), so a re-run can say it added nothing."""
 
     @abstractmethod
     def read(self, user: str | None = None) -> list[Event]:

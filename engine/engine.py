@@ -49,13 +49,29 @@ from polyrec.engine.fusing import re_fuse
 from polyrec.engine.ingest import IngestPipeline, IngestReport
 from polyrec.engine.layout import public_metadata
 from polyrec.engine.plugins import PolyrecPluginManager, build_plugin_manager
-from polyrec.engine.readers import EventError, read_events, read_items, read_users, source_dir
+from polyrec.engine.readers import (
+    EventError,
+    EventFailure,
+    EventsAppended,
+    read_events,
+    read_items,
+    read_users,
+    source_dir,
+)
 from polyrec.engine.registry import Registry
 from polyrec.engine.retrieval import DEFAULT_USER_WEIGHT, Retriever
 from polyrec.engine.threads import one_blas_thread
 from polyrec.engine.training import FitReport, run_fit
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Engine", "FitReport", "IngestReport", "ItemDescription", "UserErasure"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "Engine",
+    "EventsAppended",
+    "FitReport",
+    "IngestReport",
+    "ItemDescription",
+    "UserErasure",
+]
 
 DEFAULT_CHUNK_SIZE = 256
 
@@ -195,8 +211,23 @@ class Engine:
                 log.append(chunk)
                 appended += len(chunk)
         except EventError as exc:
-            raise EventError(exc.row, f"{exc.reason} ({appended} events appended before it)", appended) from None
+            reason = f"{exc.reason} ({appended} events appended before it)"
+            raise EventError(exc.row, reason, appended, where=exc.where) from None
         return appended
+
+    def append_events(self, events: Any, *, chunk_size: int = 10_000) -> EventsAppended:
+        """Append the valid events of ``events`` (as :meth:`add_events` reads them) and report
+        what happened: rows read, how many were new (events already in the log - the same file
+        appended again - add nothing) and each invalid row, which is left out while the rest go in."""
+        log = self.assembly.layout.events()
+        failures: list[EventFailure] = []
+        read = 0
+        new: int | None = 0
+        for chunk in read_events(events, self.settings.columns, chunk_size=chunk_size, failures=failures):
+            added = log.append(chunk)
+            read += len(chunk)
+            new = None if new is None or added is None else new + added
+        return EventsAppended(read=read, new=new, failures=failures)
 
     def add_users(self, users: Any, *, chunk_size: int = 10_000) -> int:
         """Store user attributes (a path - CSV/TSV/JSONL/Parquet, or a RecBole/GroupLens dataset

@@ -142,9 +142,9 @@ class _VersionedEventLog(_Delegating, EventLog):
         self.inner = inner
         self._writes = writes
 
-    def append(self, events: Sequence[Event]) -> None:
+    def append(self, events: Sequence[Event]) -> int | None:
         with self._writes.writing(EVENTS):
-            self.inner.append(events)
+            return self.inner.append(events)
 
     def read(self, user: str | None = None) -> list[Event]:
         return self.inner.read(user)

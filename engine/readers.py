@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from polyrec.contracts import ColumnMapping, Event, Item, ItemFailure, PolyrecError, is_missing
+from polyrec.contracts import ColumnMapping, Event, Item, ItemFailure, PolyrecError, has_value, is_missing
 from polyrec.engine.users import UserError, UserRecord, user_record
 
 __all__ = [
     "ItemChunk",
     "EventError",
+    "EventFailure",
+    "EventsAppended",
     "read_items",
     "read_events",
     "read_table",
@@ -41,11 +43,38 @@ TABULAR_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".
 
 
 class EventError(PolyrecError, ValueError):
-    """An event row is invalid; ``row`` is its 1-based position in the source."""
+    """An event row is invalid; ``row`` is its 1-based position in the source, ``where`` says
+    it as a reader would look for it (``line 7`` of a JSONL or CSV file, else ``row 7``)."""
 
-    def __init__(self, row: int, reason: str, appended: int = 0) -> None:
+    def __init__(self, row: int, reason: str, appended: int = 0, where: str | None = None) -> None:
         self.row, self.reason, self.appended = row, reason, appended
-        super().__init__(f"event row {row}: {reason}")
+        self.where = where or f"row {row}"
+        super().__init__(f"event {self.where}: {reason}")
+
+
+@dataclass(frozen=True)
+class EventFailure:
+    """One event row that was left out, and why (``where``: ``line 7`` or ``row 7``)."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class EventsAppended:
+    """What :meth:`Engine.append_events` did: valid rows read, how many of them were new to the
+    log (None: the store's log cannot tell) and the rows left out."""
+
+    read: int
+    new: int | None
+    failures: list[EventFailure] = field(default_factory=list)
+
+    @property
+    def already_stored(self) -> int | None:
+        return None if self.new is None else self.read - self.new
 
 
 @dataclass
@@ -141,7 +170,8 @@ def _csv_frames(path: Path, chunk_size: int, string_columns: Iterable[str]) -> I
     separator = "\t" if path.suffix.lower() == ".tsv" else ","
     # ids and user names stay strings: "007" must not become 7
     dtype = dict.fromkeys(string_columns, str)
-    with pd.read_csv(path, sep=separator, chunksize=chunk_size, dtype=dtype) as reader:
+    # blank lines are read (as empty rows, skipped later) so that row numbers stay line numbers
+    with pd.read_csv(path, sep=separator, chunksize=chunk_size, dtype=dtype, skip_blank_lines=False) as reader:
         yield from reader
 
 
@@ -152,12 +182,16 @@ def _parquet_batches(path: Path, chunk_size: int) -> Iterator[list[dict[str, Any
         yield batch.to_pylist()
 
 
-def _frame_rows(frames: Iterable[Any], offset_label: str = "row") -> Iterator[tuple[str, Any]]:
-    number = 0
+def _frame_rows(frames: Iterable[Any], offset_label: str = "row", first: int = 1) -> Iterator[tuple[str, Any]]:
+    """``(label, row)`` of every row of ``frames``; labels count from ``first`` (a CSV's first
+    data row is line 2). Rows with no value at all (a blank CSV line) are skipped."""
+    number = first - 1
     for frame in frames:
         records = frame.to_dict("records") if hasattr(frame, "to_dict") else frame
         for row in records:
             number += 1
+            if isinstance(row, Mapping) and row and not any(has_value(value) for value in row.values()):
+                continue
             yield f"<{offset_label} {number}>", row
 
 
@@ -178,7 +212,7 @@ def _source_rows(source: Any, chunk_size: int, string_columns: Iterable[str]) ->
         if suffix == ".json":
             return _json_rows(path)
         if suffix in {".csv", ".tsv"}:
-            return _frame_rows(_csv_frames(path, chunk_size, string_columns))
+            return _frame_rows(_csv_frames(path, chunk_size, string_columns), "line", first=2)
         if suffix in {".parquet", ".pq"} or path.is_dir():
             return _frame_rows(_parquet_batches(path, chunk_size))
         known = ", ".join(sorted(TABULAR_SUFFIXES))
@@ -251,7 +285,13 @@ def _timestamp(value: Any) -> float:
         try:
             return float(value)
         except ValueError:
-            value = datetime.fromisoformat(value)
+            try:
+                value = datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(
+                    f"timestamp {value!r} is not a time: expected seconds since the epoch (1700000000.5) "
+                    "or an ISO 8601 date (2024-03-01 or 2024-03-01T12:30:00+00:00)"
+                ) from None
     if isinstance(value, datetime):
         return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()
     return float(value)
@@ -259,8 +299,10 @@ def _timestamp(value: Any) -> float:
 
 def _row_to_event(row: Mapping[str, Any], columns: ColumnMapping) -> Event:
     def required(column: str) -> Any:
-        if column not in row or is_missing(row[column]):
+        if column not in row:
             raise ValueError(f"missing column {column!r} (columns: {', '.join(map(str, row))})")
+        if not has_value(row[column]):  # an empty cell, null or blank string: the column is there
+            raise ValueError(f"empty {column}")
         return _plain(row[column])
 
     fields: dict[str, Any] = {"user": required(columns.user), "item": required(columns.item)}
@@ -273,17 +315,20 @@ def _row_to_event(row: Mapping[str, Any], columns: ColumnMapping) -> Event:
     return Event(**fields)
 
 
-def read_events(source: Any, columns: ColumnMapping, *, chunk_size: int = 10_000) -> Iterator[list[Event]]:
+def read_events(
+    source: Any, columns: ColumnMapping, *, chunk_size: int = 10_000, failures: list[EventFailure] | None = None
+) -> Iterator[list[Event]]:
     """Chunks of validated events from a path, a DataFrame or an iterable of Event/dict.
 
-    Raises :class:`EventError` for the first invalid row (its 1-based number and why).
+    Raises :class:`EventError` for the first invalid row (where it is and why); given a
+    ``failures`` list, each invalid row is added to it instead and the rest are read.
     """
     string_columns = [columns.user, columns.item]
     dataset = _dataset(source)
     if dataset is not None:
         source = dataset.event_records()
     chunk: list[Event] = []
-    for number, (_label, row) in enumerate(_source_rows(source, chunk_size, string_columns), start=1):
+    for number, (label, row) in enumerate(_source_rows(source, chunk_size, string_columns), start=1):
         try:
             if isinstance(row, _Invalid):
                 raise ValueError(row.reason)
@@ -294,7 +339,11 @@ def read_events(source: Any, columns: ColumnMapping, *, chunk_size: int = 10_000
             else:
                 raise ValueError(f"expected an Event or a mapping, got {type(row).__name__}")
         except (ValueError, TypeError, ValidationError) as exc:
-            raise EventError(number, _first_line(exc)) from None
+            where = label.strip("<>")
+            if failures is None:
+                raise EventError(number, _first_line(exc), where=where) from None
+            failures.append(EventFailure(where, _first_line(exc)))
+            continue
         chunk.append(event)
         if len(chunk) >= chunk_size:
             yield chunk

@@ -414,3 +414,38 @@ def test_one_shot_recommend_reads_the_snapshot_without_lancedb_and_answers_as_la
     after, want = polyrec("fast.toml", recommend)["outputs"][0], polyrec("full.toml", recommend)["outputs"][0]
     assert "b7" not in {r["item"] for r in json.loads(after)["results"]}, "b7 is seen now"
     assert after == want
+
+
+def test_events_twice_adds_nothing_and_bad_rows_are_named_by_line_and_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "polyrec.toml"
+    config.write_text('[store]\nplugin = "lancedb"\nuri = "db"\n\n[encoders.title]\nplugin = "sentence-transformers"\n')
+    events = tmp_path / "events.csv"
+    # line 4: an empty user; line 5: a time in no known format; line 6: blank (skipped, lines still count)
+    events.write_text("user,item,timestamp\nada,b1,1\nada,b2,2\n,b3,3\nbob,b1,yesterday\n\nbob,b2,5\n")
+    argv = ["events", str(events), "--config", str(config)]
+
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "appended 3 events; 2 invalid rows left out; 3 in the log"
+    assert f"{events}, line 4: empty user" in captured.err
+    assert f"{events}, line 5: timestamp 'yesterday' is not a time: expected seconds since the epoch" in captured.err
+
+    assert main([*argv, "--json"]) == 0  # the same file again
+    again = json.loads(capsys.readouterr().out)
+    assert (again["appended"], again["already_stored"], again["read"], again["total"]) == (0, 3, 3, 3)
+    assert [failure["where"] for failure in again["failed"]] == ["line 4", "line 5"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("appended nothing: all 3 events were already in the log")
+
+    jsonl = tmp_path / "more.jsonl"
+    jsonl.write_text('{"user": "cy", "item": "b1", "timestamp": 7}\n{"user": " ", "item": "b2"}\n')
+    assert main(["events", str(jsonl), "--config", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert "appended 1 events; 1 invalid rows left out; 4 in the log" in captured.out
+    assert f"{jsonl}, line 2: empty user" in captured.err
+    only_bad = tmp_path / "bad.jsonl"
+    only_bad.write_text('{"item": "b2"}\n')
+    assert main(["events", str(only_bad), "--config", str(config)]) == 1  # nothing valid at all
+    assert "line 1: missing column 'user'" in capsys.readouterr().err

@@ -211,7 +211,7 @@ def test_bad_event_row_names_the_row_and_the_column(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text('{"user": "u", "item": "a"}\n{"user": "u", "item": "b"}\n{"usr": "u", "item": "c"}\n')
     engine = fake_engine()
-    with pytest.raises(EventError, match=r"event row 3: missing column 'user'") as caught:
+    with pytest.raises(EventError, match=r"event line 3: missing column 'user'") as caught:
         engine.add_events(path, chunk_size=2)
     assert caught.value.appended == 2  # the first chunk was valid and went in
     with pytest.raises(EventError, match="row 1"):

@@ -353,7 +353,9 @@ def test_cli_conventions(
     assert main(["ingest", "items.jsonl", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["stored"] == 40
     assert main(["events", "events.csv", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"appended": 3, "total": 3}
+    assert json.loads(capsys.readouterr().out) == {
+        "appended": 3, "already_stored": 0, "read": 3, "failed": [], "total": 3
+    }  # fmt: skip
 
     for argv in (["recommend", "-u", "alice", "-k", "0"], ["similar", "-i", "space-1", "-k", "-3"],
                  ["search", "moon", "-k", "x"], ["recommend", "-u", "alice", "--diversity", "2"]):  # fmt: skip

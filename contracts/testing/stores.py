@@ -470,9 +470,10 @@ class StoreContract:
         log = store.events()
         batch = [Event(user="u1", item="i1", timestamp=1.0), Event(user="u1", item="i1", timestamp=1.0)]
         batch += [Event(user="u2", item="i2", id="evt-7")]
-        log.append(batch)
-        log.append(batch)  # a retried append: nothing new
-        log.append([Event(user="u3", item="i9", id="evt-7")])  # a known client id: nothing new
+        added = [log.append(batch), log.append(batch)]  # the second: a retried append, nothing new
+        added.append(log.append([Event(user="u3", item="i9", id="evt-7")]))  # a known client id: nothing new
+        if added[0] is not None:  # the log says how many were new (optional: None when it cannot tell)
+            assert added == [3, 0, 0]
         assert log.count() == 3 and log.read("u1") == batch[:2]  # one batch may hold an event twice
         assert [event.id for event in log.read("u2")] == ["evt-7"]
         try:

@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polyrec.engine.cli._engine_args import add_config_argument, open_engine
+
+if TYPE_CHECKING:
+    from polyrec.engine.readers import EventsAppended
 
 __all__ = ["add_parser", "run_ingest", "run_events"]
 
@@ -45,11 +49,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     events = subparsers.add_parser(
         "events",
         help="append interaction events (JSONL, CSV/TSV, Parquet)",
-        description="Append the events of EVENTS to the store's event log; columns come from [columns].",
+        description="Append the events of EVENTS to the store's event log; columns come from [columns]. "
+        "An event already in the log (same id, or same user, item, kind, value and timestamp) is not added "
+        "again, so appending a file twice adds nothing. Invalid rows are listed (file and line) and left out; "
+        "the exit code is 1 only when no row was valid.",
     )
     events.add_argument("events", type=Path, metavar="EVENTS", help="events file (.jsonl, .csv, .tsv, .parquet)")
     add_config_argument(events)
-    events.add_argument("--json", action="store_true", help="print {appended, total} as JSON")
+    events.add_argument(
+        "--json", action="store_true", help="print {appended, already_stored, read, failed, total} as JSON"
+    )
     events.set_defaults(func=run_events)
 
 
@@ -85,12 +94,37 @@ def run_ingest(args: argparse.Namespace) -> int:
     return 0 if report.total > 0 else 1
 
 
+#: invalid rows listed one per line; past this many, a count of the rest
+SHOWN_EVENT_FAILURES = 20
+
+
 def run_events(args: argparse.Namespace) -> int:
+    """Exit 0 when any row went in or was already there, 1 when every row was invalid."""
     with open_engine(args) as engine:
-        appended = engine.add_events(args.events)
+        done = engine.append_events(args.events)
         total = engine.event_count()
+    failures = [{"where": failure.where, "reason": failure.reason} for failure in done.failures]
     if args.json:
-        print(json.dumps({"appended": appended, "total": total}))
+        print(json.dumps({"appended": done.new, "already_stored": done.already_stored, "read": done.read,
+                          "failed": failures, "total": total}))  # fmt: skip
     else:
-        print(f"appended {appended} events ({total} in the log)")
-    return 0
+        for failure in done.failures[:SHOWN_EVENT_FAILURES]:
+            print(f"{args.events}, {failure}", file=sys.stderr)
+        if len(done.failures) > SHOWN_EVENT_FAILURES:
+            print(f"... and {len(done.failures) - SHOWN_EVENT_FAILURES} more invalid rows", file=sys.stderr)
+        print(_events_line(done, total))
+    return 1 if done.failures and not done.read else 0
+
+
+def _events_line(done: EventsAppended, total: int) -> str:
+    if done.new is None:
+        line = f"appended {done.read} events"
+    elif done.read and not done.new:
+        line = f"appended nothing: all {done.read} events were already in the log"
+    else:
+        line = f"appended {done.new} events"
+        if done.already_stored:
+            line += f" ({done.already_stored} already in the log)"
+    if done.failures:
+        line += f"; {len(done.failures)} invalid rows left out"
+    return f"{line}; {total} in the log"

@@ -117,13 +117,15 @@ class MemoryEventLog(EventLog):
         self._keys: list[str] = []
         self._known: set[str] = set()
 
-    def append(self, events: Sequence[Event]) -> None:
+    def append(self, events: Sequence[Event]) -> int:
         checked = [event if isinstance(event, Event) else Event.model_validate(event) for event in events]
+        before = len(self._events)
         for event, key in zip(checked, event_keys(checked), strict=True):
             if key not in self._known:
                 self._known.add(key)
                 self._events.append(event)
                 self._keys.append(key)
+        return len(self._events) - before
 
     def read(self, user: str | None = None) -> list[Event]:
         return [event for event in self._events if user is None or event.user == user]

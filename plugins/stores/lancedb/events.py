@@ -132,12 +132,12 @@ class LanceEventLog(EventLog):
         self._last_seq = start + count - 1
         return list(range(start, start + count))
 
-    def append(self, events: Sequence[Event]) -> None:
+    def append(self, events: Sequence[Event]) -> int:
         import pyarrow as pa
 
         checked = [event if isinstance(event, Event) else Event.model_validate(event) for event in events]
         if not checked:
-            return
+            return 0
         rows: dict[str, Event] = {}
         for key, event in zip(event_keys(checked), checked, strict=True):
             rows.setdefault(key, event)  # a client id sent twice in one batch: its first event
@@ -150,13 +150,16 @@ class LanceEventLog(EventLog):
             columns["seq"] = self._next_seqs(len(rows))
             data = pa.table(columns, schema=self.schema())
             try:
-                commit_retrying(lambda: self._insert_absent(data), self._refresh, self._do, "append", "the event log")
+                merged, _ = commit_retrying(
+                    lambda: self._insert_absent(data), self._refresh, self._do, "append", "the event log"
+                )
             finally:
                 self._forget_reads()
             self._upkeep()
+        return int(merged.num_inserted_rows)
 
-    async def _insert_absent(self, data: pa.Table) -> None:
-        await self._table.merge_insert("id").when_not_matched_insert_all().execute(data)
+    async def _insert_absent(self, data: pa.Table) -> Any:
+        return await self._table.merge_insert("id").when_not_matched_insert_all().execute(data)
 
     async def _refresh(self) -> None:
         await self._table.checkout_latest()

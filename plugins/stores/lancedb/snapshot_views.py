@@ -166,8 +166,8 @@ class SnapshotEventLog(_FullWhenNeeded, EventLog):
         super().__init__(rows.watch, open_full)
         self._rows = rows
 
-    def append(self, events: Sequence[Event]) -> None:
-        self._lance().append(events)
+    def append(self, events: Sequence[Event]) -> int | None:
+        return self._lance().append(events)
 
     def erase_user(self, user: str) -> int:
         return int(self._lance().erase_user(user))
