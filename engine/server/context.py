@@ -100,10 +100,15 @@ class ServerContext:
     media: MediaResolver = field(init=False)
     writes: Writes = field(init=False)
     follower: StoreFollower | None = field(default=None, init=False)
+    state_stamp: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        from polyrec.engine.server.reload import trained_state_stamp
+
         self.media = MediaResolver(self.limits.media_dirs)
         self.writes = Writes(self.engine)
+        # the trained state as the engine loaded it, just now: a fit ending during startup is not missed
+        self.state_stamp = trained_state_stamp(self.engine.assembly.manifest.directory)
 
     def open_collections(self) -> None:
         """Warm the engine up once at startup, before concurrent requests race to create collections;

@@ -101,7 +101,7 @@ class StoreFollower:
         self.reloads = 0  # engines swapped in (the tests read it)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._stamp = trained_state_stamp(ctx.engine.assembly.manifest.directory)
+        self._stamp = ctx.state_stamp
         self._counts = self._store_counts(ctx.engine)
         self._retired: list[tuple[float, Engine]] = []
 
