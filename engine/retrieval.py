@@ -93,6 +93,37 @@ class _Candidate:
         )
 
 
+@dataclass
+class _Pool:
+    """Candidates as columns (what the re-rank needs: ids, vectors, retrieval scores, metadata),
+    so that hundreds of them cost no object each; :meth:`candidate` builds one for a row kept."""
+
+    ids: list[str]
+    scores: np.ndarray
+    vectors: np.ndarray
+    metadata: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def with_candidates(self, extra: Sequence[_Candidate]) -> _Pool:
+        if not extra:
+            return self
+        return _Pool(
+            self.ids + [c.id for c in extra],
+            np.concatenate([self.scores, [c.score for c in extra]]),
+            np.concatenate([self.vectors, np.stack([c.vector for c in extra])]),
+            self.metadata + [c.metadata for c in extra],
+        )
+
+    def candidate(self, row: int, score: float | None = None) -> _Candidate:
+        score = float(self.scores[row]) if score is None else score
+        return _Candidate(self.ids[row], score, self.vectors[row], dict(self.metadata[row]))
+
+    def candidates(self) -> list[_Candidate]:
+        return [self.candidate(row) for row in range(len(self))]
+
+
 def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
     """Maximal marginal relevance: indices of ``k`` picks trading relevance for novelty.
 
@@ -216,24 +247,23 @@ class Retriever:
         pool = max(self.assembly.settings.retrieval.candidates, k) + len(excluded)
         candidates = self._nearest(query, pool, filter, excluded)
         if prior is not None:  # the prior's favourites compete too, not only the history's neighbours
-            taken = excluded | {c.id for c in candidates}
-            candidates += self._ranked_candidates(
-                prior.ranked(), self.assembly.settings.retrieval.candidates, filter, taken
+            taken = excluded | set(candidates.ids)
+            candidates = candidates.with_candidates(
+                self._ranked_candidates(prior.ranked(), self.assembly.settings.retrieval.candidates, filter, taken)
             )
             flags = [*flags, PRIOR_FLAG]
-        if not candidates:
+        if not len(candidates):
             return []
-        ids = [c.id for c in candidates]
-        scored = scorer.score(history, ids, np.stack([c.vector for c in candidates]))
+        scored = scorer.score(history, candidates.ids, candidates.vectors)
         scores = np.asarray(scored.scores, dtype=np.float64)
         if prior is not None:
-            scores = prior.weight * standardize(prior.lookup(ids)) + (1 - prior.weight) * standardize(scores)
+            scores = prior.weight * standardize(prior.lookup(candidates.ids)) + (1 - prior.weight) * standardize(scores)
         weights = np.asarray(scored.weights)
-        for row, candidate in enumerate(candidates):
-            candidate.score, candidate.weights = float(scores[row]), weights[row]
-        chosen = _rank(candidates, k, diversity)
-        for candidate in chosen:  # only the k returned: explanations are objects, candidates hundreds
-            candidate.explanation = _explain(history, candidate.weights)
+        chosen = []
+        for row in _ranked_rows(scores, candidates.vectors, k, diversity):  # objects only for the k returned
+            candidate = candidates.candidate(row, float(scores[row]))
+            candidate.explanation = _explain(history, weights[row])
+            chosen.append(candidate)
         return [c.to_recommendation(flags) for c in chosen]
 
     def _observe_if_stale(self, scorer: Scorer) -> None:
@@ -245,17 +275,16 @@ class Retriever:
                 scorer.observe(events.read())
             self._observed_version = version
 
-    def _nearest(
-        self, vector: np.ndarray, n: int, filter: Mapping[str, Any] | None, excluded: Container[str]
-    ) -> list[_Candidate]:
+    def _nearest(self, vector: np.ndarray, n: int, filter: Mapping[str, Any] | None, excluded: Container[str]) -> _Pool:
         """The ``n`` stored items nearest ``vector`` that pass the filter, less ``excluded``, with their
         vectors (for the re-rank) from the search itself: one store lookup, not two."""
         rows = self.layout.items().search_rows(vector, n, filter)
-        return [
-            _Candidate(item_id, float(rows.scores[row]), rows.vectors[row], dict(rows.metadata[row]))
-            for row, item_id in enumerate(rows.ids)
-            if item_id not in excluded
-        ]
+        kept = [row for row, item_id in enumerate(rows.ids) if item_id not in excluded]
+        if len(kept) == len(rows):
+            return _Pool(rows.ids, rows.scores, rows.vectors, rows.metadata)
+        return _Pool(
+            [rows.ids[row] for row in kept], rows.scores[kept], rows.vectors[kept], [rows.metadata[row] for row in kept]
+        )
 
     def _cold(
         self, k: int, filter: Mapping[str, Any] | None, excluded: set[str], diversity: float, flags: list[str]
@@ -324,7 +353,7 @@ class Retriever:
         centroid = self._catalog_centroid()
         if centroid is None:
             return []
-        return self._nearest(centroid, n, filter, excluded)
+        return self._nearest(centroid, n, filter, excluded).candidates()
 
     def _catalog_centroid(self) -> np.ndarray | None:
         version = self.layout.version(ITEMS)
@@ -347,7 +376,7 @@ class Retriever:
             raise ItemError(str(item_id), None, None, "not in the store: ingest it first (or check the id)")
         source = records[0]
         pool = k + 1 if diversity == 0 else max(k, self.assembly.settings.retrieval.candidates) + 1
-        candidates = self._nearest(source.vector, pool, filter, {source.id})
+        candidates = self._nearest(source.vector, pool, filter, {source.id}).candidates()
         because = [HistoryWeight(item=source.id, weight=1.0)]
         for candidate in candidates:
             candidate.explanation = because
@@ -460,7 +489,15 @@ def _explain(history: History, weights: np.ndarray) -> list[HistoryWeight]:
 
 
 def _rank(candidates: Sequence[_Candidate], k: int, diversity: float) -> list[_Candidate]:
-    if diversity > 0 and len(candidates) > 1:
-        picks = mmr(np.array([c.score for c in candidates]), np.stack([c.vector for c in candidates]), k, diversity)
-        return [candidates[i] for i in picks]
-    return sorted(candidates, key=lambda c: -c.score)[:k]
+    if not candidates:
+        return []
+    scores = np.array([c.score for c in candidates])
+    vectors = np.stack([c.vector for c in candidates]) if diversity > 0 else np.empty((len(candidates), 0))
+    return [candidates[row] for row in _ranked_rows(scores, vectors, k, diversity)]
+
+
+def _ranked_rows(scores: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
+    """The rows of the top ``k`` by score (ties: the earlier row first), or MMR's picks with diversity."""
+    if diversity > 0 and len(scores) > 1:
+        return list(mmr(scores, vectors, k, diversity))
+    return np.argsort(-scores, kind="stable")[:k].tolist()
