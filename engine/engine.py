@@ -51,7 +51,6 @@ from polyrec.engine.layout import public_metadata
 from polyrec.engine.plugins import PolyrecPluginManager, build_plugin_manager
 from polyrec.engine.readers import (
     EventError,
-    EventFailure,
     EventsAppended,
     read_events,
     read_items,
@@ -204,30 +203,31 @@ class Engine:
         :class:`EventError` with its row number (``appended`` says how many went in before).
         Events of unknown items are accepted: the item may be ingested later.
         """
-        log = self.assembly.layout.events()
-        appended = 0
+        done = EventsAppended(read=0, new=0)
         try:
-            for chunk in read_events(events, self.settings.columns, chunk_size=chunk_size):
-                log.append(chunk)
-                appended += len(chunk)
+            self._append_events(events, chunk_size, done, skip_invalid=False)
         except EventError as exc:
-            reason = f"{exc.reason} ({appended} events appended before it)"
-            raise EventError(exc.row, reason, appended, where=exc.where) from None
-        return appended
+            reason = f"{exc.reason} ({done.read} events appended before it)"
+            raise EventError(exc.row, reason, done.read, where=exc.where) from None
+        return done.read
 
     def append_events(self, events: Any, *, chunk_size: int = 10_000) -> EventsAppended:
         """Append the valid events of ``events`` (as :meth:`add_events` reads them) and report
         what happened: rows read, how many were new (events already in the log - the same file
         appended again - add nothing) and each invalid row, which is left out while the rest go in."""
+        done = EventsAppended(read=0, new=0)
+        self._append_events(events, chunk_size, done, skip_invalid=True)
+        return done
+
+    def _append_events(self, events: Any, chunk_size: int, done: EventsAppended, skip_invalid: bool) -> None:
+        """Read and append chunk by chunk, counting into ``done`` as they go in (so a raise
+        midway still says how many went before it)."""
         log = self.assembly.layout.events()
-        failures: list[EventFailure] = []
-        read = 0
-        new: int | None = 0
+        failures = done.failures if skip_invalid else None
         for chunk in read_events(events, self.settings.columns, chunk_size=chunk_size, failures=failures):
             added = log.append(chunk)
-            read += len(chunk)
-            new = None if new is None or added is None else new + added
-        return EventsAppended(read=read, new=new, failures=failures)
+            done.read += len(chunk)
+            done.new = None if done.new is None or added is None else done.new + added
 
     def add_users(self, users: Any, *, chunk_size: int = 10_000) -> int:
         """Store user attributes (a path - CSV/TSV/JSONL/Parquet, or a RecBole/GroupLens dataset

@@ -7,10 +7,8 @@ store only through the :class:`~polyrec.engine.engine.Engine`.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,47 +23,9 @@ if TYPE_CHECKING:
     from polyrec.engine.engine import Engine
     from polyrec.engine.server.reload import StoreFollower
 
-__all__ = ["CatalogDirectory", "Context", "ServerContext", "UserDirectory", "load_text_query_model", "server_context"]
+__all__ = ["CatalogDirectory", "Context", "ServerContext", "load_text_query_model", "server_context"]
 
 log = logging.getLogger(__name__)
-
-
-class UserDirectory:
-    """Sorted ids of the users in the event log. This server's own appends add their users
-    (:meth:`added`: no read of the log); a log whose size changed otherwise (another process
-    wrote) is read again, its user column only (0.5 s at 1M events; every event took 38 s).
-    A user another process appends between one of ours and the count read after it shows up
-    at the log's next change."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._count = -1
-        self._users: list[str] = []
-
-    def added(self, users: Iterable[str], engine: Engine) -> None:
-        """The users of events this server just appended (the log's size read after them)."""
-        count = engine.event_count()
-        with self._lock:
-            if self._count < 0:
-                return  # never read: the next users() reads the log
-            for user in set(users):
-                at = bisect.bisect_left(self._users, user)
-                if at == len(self._users) or self._users[at] != user:
-                    self._users.insert(at, user)
-            self._count = count
-
-    def forget(self) -> None:
-        """Read the users again next time (an erasure may leave the log's size as it was)."""
-        with self._lock:
-            self._count = -1
-
-    def users(self, engine: Engine) -> list[str]:
-        count = engine.event_count()
-        with self._lock:
-            if count != self._count:
-                self._users = engine.event_users()
-                self._count = count
-            return self._users
 
 
 class CatalogDirectory:
@@ -95,7 +55,6 @@ class ServerContext:
     engine: Engine
     limits: ServerLimits
     owns_engine: bool
-    users: UserDirectory = field(default_factory=UserDirectory)
     catalog: CatalogDirectory = field(default_factory=CatalogDirectory)
     media: MediaResolver = field(init=False)
     writes: Writes = field(init=False)
@@ -136,7 +95,6 @@ class ServerContext:
         with self.writes.lock:
             previous, self.engine = self.engine, engine
             self.writes.engine = engine
-        self.users.forget()
         self.catalog.forget()
         return previous
 

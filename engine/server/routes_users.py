@@ -55,7 +55,6 @@ def add_events(body: EventsIn, ctx: Context) -> EventsOut:
         for e in body.events
     ]
     appended = ctx.writes.add_events(events)  # committed with concurrent posts: see writes.py
-    ctx.users.added([event.user for event in events], ctx.engine)
     items = sorted({event.item for event in events})
     known = items_metadata(ctx.engine, items)
     return EventsOut(appended=appended, unknown_items=[item for item in items if item not in known])
@@ -68,7 +67,7 @@ def list_users(
     limit: Annotated[int, Query(ge=1)] = 100,
 ) -> UsersOut:
     limit = min(limit, ctx.limits.max_page)
-    users = ctx.users.users(ctx.engine)
+    users = ctx.engine.event_users()  # kept by the store per fragment: no scan of the log
     return UsersOut(users=users[offset : offset + limit], total=len(users), offset=offset, limit=limit)
 
 
@@ -134,5 +133,4 @@ def forget_user(user_id: str, ctx: Context) -> UserErasedOut:
     events. Trained state keeps what it learnt until the next ``polyrec fit``."""
     with ctx.writes.lock:
         erased = ctx.engine.forget_user(user_id)
-    ctx.users.forget()
     return UserErasedOut(user=user_id, events=erased.events, attributes=erased.attributes)

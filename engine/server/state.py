@@ -7,7 +7,6 @@ __getattr__ = moved(
     {
         "ServerState": "polyrec.engine.server.context:ServerContext",
         "State": "polyrec.engine.server.context:Context",
-        "UserDirectory": "polyrec.engine.server.context",
         "server_state": "polyrec.engine.server.context:server_context",
     },
 )
