@@ -365,7 +365,8 @@ for argv in json.loads(sys.argv[1]):
     assert code == 0, (argv, code)
     outputs.append(out.getvalue())
 heavy = sorted(name for name in sys.modules if name.split(".")[0] in {heavy!r})
-print(json.dumps({{"heavy": heavy, "outputs": outputs}}))
+faiss = "faiss" in sys.modules  # faiss's Python layer (the snapshot loads only its extension)
+print(json.dumps({{"heavy": heavy, "faiss": faiss, "outputs": outputs}}))
 """
 
 
@@ -405,6 +406,7 @@ def test_one_shot_recommend_reads_the_snapshot_without_lancedb_and_answers_as_la
     ]
     fast, full = polyrec("fast.toml", *queries), polyrec("full.toml", *queries)
     assert fast["heavy"] == [], f"the snapshot path imported {fast['heavy']}"
+    assert fast["faiss"] is False and full["faiss"] is True
     assert "lancedb" in full["heavy"]
     assert fast["outputs"] == full["outputs"]
     assert json.loads(fast["outputs"][0])["results"][0]["explanation"]

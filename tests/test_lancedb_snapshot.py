@@ -230,3 +230,46 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+FLAT_SCAN = """
+import json, sys
+import numpy as np
+from polyrec.plugins.stores.lancedb.flat_scan import top_inner_products
+rng = np.random.default_rng(7)
+cases = []
+for rows in (1, 7, 36, 150):
+    for dim in (3, 24):
+        for ties in (True, False):  # small integers: many equal scores; normals: none
+            vectors = (rng.integers(0, 3, (rows, dim)) if ties else rng.standard_normal((rows, dim))).astype(np.float32)
+            query = vectors[rng.integers(0, rows)] if ties else rng.standard_normal(dim).astype(np.float32)
+            subset = np.flatnonzero(rng.random(rows) < 0.5)  # a filter's passing rows
+            for k in (1, 5, 99, 100, 150):
+                for passing in (None, subset):
+                    chosen = vectors if passing is None else vectors[passing]
+                    scores, found = top_inner_products(chosen, query, k)
+                    found = found if passing is None else passing[found]
+                    cases.append((vectors, query, k, passing, scores, found))
+imported_by_search = "faiss" in sys.modules
+from polyrec.plugins.stores.lancedb.memory_index import MemoryANN  # the full path's exact index
+different = 0
+for vectors, query, k, passing, scores, found in cases:
+    rows, dim = vectors.shape
+    index = MemoryANN(dim, exact_below=rows + 1, partitions=lambda rows: 1, retrain_growth=2.0)
+    ids = [f"i{row}" for row in range(rows)]
+    index.rebuild(ids, vectors, ["{}"] * rows)
+    allowed = None if passing is None else index.labels([ids[row] for row in passing])
+    want_ids, want_scores, _ = index.search(query, k, 0, allowed)
+    if [ids[row] for row in found] != want_ids or not np.array_equal(scores.astype(np.float64), want_scores):
+        different += 1
+print(json.dumps({"cases": len(cases), "different": different, "faiss_imported": imported_by_search}))
+"""
+
+
+def test_the_snapshot_search_kernel_ranks_as_the_full_paths_exact_index_without_importing_faiss() -> None:
+    """flat_scan runs faiss's flat kernel from its extension alone: scores bit for bit and the order of
+    ties as MemoryANN's exact index (what LanceCollection searches), filtered or not, k below and past
+    faiss's heap/reservoir switch (100), while faiss's Python layer stays unimported."""
+    done = subprocess.run([sys.executable, "-c", FLAT_SCAN], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"cases": 160, "different": 0, "faiss_imported": False}

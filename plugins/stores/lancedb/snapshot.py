@@ -20,9 +20,10 @@ next store that closes after using LanceDB writes a new snapshot.
 Same results as the full path: only stores where the full path is exact are snapshotted:
 local, every collection under ``index_threshold`` rows and without a vector index (the
 full path scans exactly there; an IVF index would make it approximate), and the whole file
-under ``read_snapshot_mb``. Searches run on the same exact in-memory faiss index as
-:class:`~polyrec.plugins.stores.lancedb.collection.LanceCollection`'s (same rows in the same
-order, so same scores and the same order of ties); filters are
+under ``read_snapshot_mb``. Searches run faiss's exact flat kernel, the one
+:class:`~polyrec.plugins.stores.lancedb.collection.LanceCollection`'s in-memory index runs, on
+the same rows in the same order (so same scores and the same order of ties), without
+``import faiss`` (:mod:`~polyrec.plugins.stores.lancedb.flat_scan`); filters are
 :func:`polyrec.contracts.matches`, which LanceDB's SQL filters follow exactly. Erasure
 deletes the file at once (:func:`discard`), so no erased row stays in it.
 

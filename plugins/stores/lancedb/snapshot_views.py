@@ -18,7 +18,7 @@ import numpy as np
 
 from polyrec.contracts import Collection, Event, EventLog, Hit, VectorRecord, matches, validate_filter
 from polyrec.plugins.stores.checks import validate_query
-from polyrec.plugins.stores.lancedb.memory_index import MemoryANN
+from polyrec.plugins.stores.lancedb.flat_scan import top_inner_products
 from polyrec.plugins.stores.lancedb.snapshot import CollectionRows, EventRows
 
 __all__ = ["SnapshotCollection", "SnapshotEventLog"]
@@ -51,7 +51,7 @@ class _FullWhenNeeded:
 
     def __getattr__(self, name: str) -> Any:
         # what the snapshot does not offer (index_info, bulk_writer, ...): ask the LanceDB object
-        if name.startswith("__") or name in {"_watch", "_open_full", "_full", "_lock", "_memory", "_rows"}:
+        if name.startswith("__") or name in {"_watch", "_open_full", "_full", "_lock", "_passing", "_rows"}:
             raise AttributeError(name)
         return getattr(self._lance(), name)
 
@@ -63,8 +63,7 @@ class SnapshotCollection(_FullWhenNeeded, Collection):
         super().__init__(rows.watch, open_full)
         self.name, self.dim, self.provenance = rows.name, rows.dim, dict(rows.provenance)
         self._rows = rows
-        self._passing: OrderedDict[str, tuple[Any, int]] = OrderedDict()
-        self._memory: MemoryANN | None = None
+        self._passing: OrderedDict[str, np.ndarray] = OrderedDict()
 
     # -- writes: LanceDB's --
 
@@ -109,27 +108,19 @@ class SnapshotCollection(_FullWhenNeeded, Collection):
         query = validate_query(vector, self.dim, collection=self.name)
         if k <= 0:
             return []
-        memory = self._memory_index()
-        # as LanceCollection's exact in-memory search: the same faiss code, so ties rank alike too
-        allowed = None if not validate_filter(filter) else self._allowed(memory, filter)
-        ids, scores, metadata = memory.search(query, k, 0, allowed)
+        # faiss's flat kernel without ``import faiss`` (a tenth of a one-shot command): what
+        # LanceCollection's exact in-memory index returns, scores and order of ties alike (see flat_scan)
+        passing = None if not validate_filter(filter) else self._passing_rows(filter)
+        vectors = self._rows.vectors if passing is None else self._rows.vectors[passing]
+        scores, rows = top_inner_products(vectors, query, k)
+        found = (rows if passing is None else passing[rows]).tolist()
         return [
-            Hit.model_construct(id=item_id, score=float(score), metadata=values)
-            for item_id, score, values in zip(ids, scores, metadata, strict=True)
+            Hit.model_construct(id=self._rows.ids[row], score=float(score), metadata=self._rows.metadata(row))
+            for row, score in zip(found, scores.tolist(), strict=True)
         ]
 
-    def _memory_index(self) -> MemoryANN:
-        with self._lock:
-            if self._memory is None:
-                # exact (a flat scan): the snapshot holds collections below index_threshold only
-                memory = MemoryANN(self.dim, exact_below=len(self._rows.ids) + 1, partitions=lambda rows: 1,
-                                   retrain_growth=2.0)  # fmt: skip
-                memory.rebuild(self._rows.ids, self._rows.vectors, self._rows.metadata_json)
-                self._memory = memory
-            return self._memory
-
-    def _allowed(self, memory: MemoryANN, filter: Mapping[str, Any]) -> tuple[Any, int]:
-        """The rows ``filter`` passes, as a faiss selector, kept for the last filters asked."""
+    def _passing_rows(self, filter: Mapping[str, Any]) -> np.ndarray:
+        """The rows ``filter`` passes (ascending), kept for the last filters asked."""
         normal = validate_filter(filter)
         key = json.dumps(normal, sort_keys=True, default=repr)
         with self._lock:
@@ -138,7 +129,7 @@ class SnapshotCollection(_FullWhenNeeded, Collection):
                 self._passing.move_to_end(key)
                 return found
         rows = self._rows
-        found = memory.labels([rows.ids[row] for row in range(len(rows.ids)) if matches(rows.metadata(row), normal)])
+        found = np.fromiter((row for row in range(len(rows.ids)) if matches(rows.metadata(row), normal)), np.int64)
         with self._lock:
             self._passing[key] = found
             while len(self._passing) > _FILTERS_KEPT:
