@@ -30,7 +30,9 @@ __all__ = [
 class Slot(BaseModel):
     """A plugin name plus its parameters (the extra keys)."""
 
-    model_config = ConfigDict(extra="allow")
+    # defer_build here and below: the config models are built when a config is first read (once,
+    # at start), not by every import of polyrec.contracts (``polyrec --help`` reads none)
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     plugin: str
 
@@ -46,7 +48,7 @@ class EncoderSlot(Slot):
 
 
 class RetrievalSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     candidates: int = Field(default=200, gt=0, description="ANN candidates to re-rank")
     history_length: int = Field(default=50, gt=0, description="most recent events per user")
@@ -55,7 +57,7 @@ class RetrievalSettings(BaseModel):
 class ColumnMapping(BaseModel):
     """Column names of item and event files (generic CSV/JSONL/Parquet)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     item_id: str = "id"
     user: str = "user"
@@ -70,7 +72,7 @@ class ColumnMapping(BaseModel):
 class UserSettings(BaseModel):
     """User attributes and the cold-start prior learnt from them (see ``polyrec.engine.user_prior``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     attributes: list[str] | None = Field(default=None, description="columns the prior learns from; default all")
     prior_events: float = Field(
@@ -80,7 +82,7 @@ class UserSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     warn_failure_share: float = Field(
         default=0.05, ge=0, le=1, description="above this share of failed items, ingest ends with a one-line summary"
@@ -95,7 +97,7 @@ class DatasetSettings(BaseModel):
     ``events`` name generic CSV/JSONL/Parquet files read with ``[columns]``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     path: str | None = None
     items: str | None = None
@@ -120,7 +122,7 @@ def compose_text(fields: Mapping[str, Any], sources: list[str]) -> str | None:
 class PolyrecConfig(BaseModel):
     """The whole config. ``store``, ``fusion`` and ``scorer`` have defaults."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     store: Slot = Field(default_factory=lambda: Slot(plugin="lancedb"))
     encoders: dict[str, EncoderSlot] = Field(min_length=1)

@@ -23,7 +23,7 @@ __all__ = ["ActorPoolSettings", "DistributedSettings"]
 class ActorPoolSettings(BaseModel):
     """One pool of Ray actors: how many, and what each one asks the cluster for."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     actors: int = Field(default=1, ge=1, description="actors in the pool (each loads the model once)")
     batch_size: int | None = Field(default=None, ge=1, description="rows per call (default: the encoder's own)")
@@ -34,7 +34,7 @@ class ActorPoolSettings(BaseModel):
 class DistributedSettings(BaseModel):
     """Where and how the Ray ingest runs; every field has a default that works on one machine."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     enabled: bool = Field(default=False, description="ingest on Ray without asking (`polyrec ingest` = `--ray`)")
     address: str | None = Field(
