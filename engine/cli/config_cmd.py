@@ -8,12 +8,13 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polyrec.engine.cli._engine_args import DEFAULT_CONFIG
-from polyrec.engine.config import ComponentSpec, ResolvedConfig
-from polyrec.engine.config_check import check_config
 from polyrec.engine.plugins import PluginLoadWarning
-from polyrec.engine.registry import build_registry
+
+if TYPE_CHECKING:  # imported in run(): every command imports this module to build the parser
+    from polyrec.engine.config import ComponentSpec, ResolvedConfig
 
 __all__ = ["add_parser", "run", "summarize"]
 
@@ -60,6 +61,9 @@ def summarize(resolved: ResolvedConfig, modalities: dict[str, str]) -> list[str]
 
 
 def run(args: argparse.Namespace) -> int:
+    from polyrec.engine.config_check import check_config
+    from polyrec.engine.registry import build_registry
+
     if args.file is not None and args.config is not None and args.file != args.config:
         print("polyrec config check: give FILE or --config, not both", file=sys.stderr)
         return 2

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyrec.engine.plugins import PluginLoadWarning
-from polyrec.engine.registry import Registry, build_registry
+
+if TYPE_CHECKING:  # imported in run(): every command imports this module to build the parser
+    from polyrec.engine.registry import Registry
 
 __all__ = ["add_parser", "run", "registry_report", "format_table"]
 
@@ -58,6 +60,8 @@ def format_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from polyrec.engine.registry import build_registry
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PluginLoadWarning)  # failures are listed below instead
         report = registry_report(build_registry())
