@@ -9,10 +9,14 @@ index is a cache of it (vectors, ids and metadata JSON), rebuilt from the table 
 may be stale.
 
 Below ``exact_below`` rows the index is exact (a flat inner-product scan); from there on it
-is IVF-flat: about sqrt(rows) k-means partitions (trained on a seeded sample), of which a
-search probes as many as the caller asks. Memory: ``dim * 4`` bytes per row plus ids and
-metadata; a deleted or replaced row leaves an empty slot in the id table until the next
-rebuild.
+is IVF with 8-bit scalar-quantised codes: about sqrt(rows) k-means partitions (trained on a
+seeded sample), of which a search probes as many as the caller asks. The scan reads one byte
+per dimension instead of four (it is bound by memory bandwidth: at 100k x 384 a probe depth
+that reaches a 200-candidate pool took 6.5 ms over float32 codes, 3.6 ms over 8-bit ones), and
+``REFINE`` times the rows asked for are re-scored exactly from a float32 copy of the vectors,
+so the scores returned are exact inner products and ``get`` returns the stored vectors
+bit for bit. Memory: ``dim * 5`` bytes per row (``dim * 4`` while exact) plus ids and
+metadata; a deleted or replaced row leaves an empty slot until the next rebuild.
 
 Thread safety: one lock per index; faiss's own threads are left to its defaults.
 """
@@ -34,6 +38,9 @@ _MIN_TRAIN_PER_PARTITION = 39  # faiss warns below this many training points per
 _MAX_TRAIN_PER_PARTITION = 256  # faiss samples down to this anyway
 #: rows whose decoded metadata is kept (the hot ones: those searches and gets return)
 DECODED_ROWS = 200_000
+#: an IVF search ranks this many times the rows asked for by their 8-bit codes, then keeps
+#: the best by exact inner product
+REFINE = 2
 
 
 class MemoryANN:
@@ -71,6 +78,9 @@ class MemoryANN:
         self._metadata: list[str | None] = []  # faiss label -> metadata JSON
         self._decoded: dict[int, dict[str, Any]] = {}  # faiss label -> decoded metadata (hot rows)
         self._index: Any = None
+        # label -> float32 vector, for IVF indexes (their codes are 8-bit); rows past
+        # self._used are spare capacity, so that upserts append without copying every time
+        self._vectors = np.empty((0, dim), np.float32)
         self.partitions = 0  # 0: exact
         self.trained_rows = 0
 
@@ -95,8 +105,14 @@ class MemoryANN:
             partitions = 0
         else:
             partitions = max(1, min(int(self._partitions_for(rows)), rows // _MIN_TRAIN_PER_PARTITION))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, partitions, faiss.METRIC_INNER_PRODUCT)
-            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # vectors by label, for get()
+            index = faiss.IndexIVFScalarQuantizer(
+                faiss.IndexFlatIP(self.dim),
+                self.dim,
+                partitions,
+                faiss.ScalarQuantizer.QT_8bit,
+                faiss.METRIC_INNER_PRODUCT,
+            )
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # label -> list entry: cheap removals
             index.cp.seed = self._seed
             rng = np.random.default_rng(self._seed)
             sample = min(rows, _MAX_TRAIN_PER_PARTITION * partitions)
@@ -105,6 +121,7 @@ class MemoryANN:
             index.add_with_ids(vectors, np.arange(rows, dtype=np.int64))
         with self._lock:
             self._index, self.partitions, self.trained_rows = index, partitions, rows
+            self._vectors = vectors if partitions else np.empty((0, self.dim), np.float32)
             self._ids, self._metadata = list(ids), list(metadata)
             self._decoded = {}
             self._slot = {item_id: label for label, item_id in enumerate(self._ids)}
@@ -115,11 +132,28 @@ class MemoryANN:
         with self._lock:
             self._remove_locked(ids)
             labels = np.arange(len(self._ids), len(self._ids) + len(ids), dtype=np.int64)
+            if self.partitions:
+                self._store_vectors_locked(len(self._ids), vectors)
             self._ids.extend(ids)
             self._metadata.extend(metadata)
             self._slot.update(zip(ids, labels.tolist(), strict=True))
             if len(ids):
                 self._index.add_with_ids(vectors, labels)
+
+    def _store_vectors_locked(self, start: int, vectors: np.ndarray) -> None:
+        end = start + len(vectors)
+        if end > len(self._vectors) or not self._vectors.flags.writeable:  # grow by half: amortised appends
+            grown = np.empty((max(end, len(self._vectors) * 3 // 2), self.dim), np.float32)
+            grown[:start] = self._vectors[:start]
+            self._vectors = grown
+        self._vectors[start:end] = vectors
+
+    def _vectors_locked(self, labels: np.ndarray) -> np.ndarray:
+        if not len(labels):
+            return np.empty((0, self.dim), np.float32)
+        if self.partitions:
+            return self._vectors[labels]  # fancy indexing: a copy
+        return self._index.reconstruct_batch(labels)
 
     def delete(self, ids: Sequence[str]) -> None:
         with self._lock:
@@ -153,7 +187,7 @@ class MemoryANN:
         with self._lock:
             found = [item_id for item_id in ids if item_id in self._slot]
             labels = np.fromiter((self._slot[item_id] for item_id in found), np.int64, count=len(found))
-            vectors = self._index.reconstruct_batch(labels) if len(labels) else np.empty((0, self.dim), np.float32)
+            vectors = self._vectors_locked(labels)
             metadata = self._decoded_locked(labels.tolist())
         return found, vectors, metadata
 
@@ -190,18 +224,33 @@ class MemoryANN:
             k = min(k, len(self._slot), count)
             if k <= 0:
                 return [], np.empty(0), [], np.empty((0, self.dim), np.float32)
-            scores, labels = self._search_locked(query, k, nprobes, selector)
-            found = labels[0] >= 0
-            if not found.all() and nprobes < self.partitions:  # too few rows in the probed partitions
-                scores, labels = self._search_locked(query, k, self.partitions, selector)
-                found = labels[0] >= 0
-            labels, scores = labels[0][found], scores[0][found].astype(np.float64)
+            scores, labels, vectors = self._ranked_locked(query, k, nprobes, selector)
             ids = [self._ids[label] for label in labels]
             metadata = self._decoded_locked(labels.tolist())
-            vectors = self._index.reconstruct_batch(labels) if with_vectors and len(labels) else None
-        if vectors is None:
+            if with_vectors and vectors is None:
+                vectors = self._vectors_locked(labels)
+        if not with_vectors or vectors is None:
             vectors = np.empty((0, self.dim), np.float32)
         return ids, scores, metadata, vectors  # type: ignore[return-value]  # live labels only
+
+    def _ranked_locked(
+        self, query: np.ndarray, k: int, nprobes: int, selector: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The top ``k`` live labels with exact scores, best first, and their vectors when the
+        exact re-scoring read them anyway."""
+        fetch = k if not self.partitions else min(REFINE * k, len(self._slot))
+        scores, labels = self._search_locked(query, fetch, nprobes, selector)
+        found = labels[0] >= 0
+        if found.sum() < k and nprobes < self.partitions:  # too few rows in the probed partitions
+            scores, labels = self._search_locked(query, fetch, self.partitions, selector)
+            found = labels[0] >= 0
+        labels, scores = labels[0][found], scores[0][found]
+        if not self.partitions:  # exact already
+            return scores.astype(np.float64), labels, None
+        vectors = self._vectors[labels]
+        exact = vectors @ query[0]
+        top = np.argsort(-exact, kind="stable")[:k]  # ties: the codes' order
+        return exact[top].astype(np.float64), labels[top], vectors[top]
 
     def _search_locked(
         self, query: np.ndarray, k: int, nprobes: int, selector: Any = None
