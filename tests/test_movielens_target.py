@@ -43,6 +43,7 @@ def test_shipped_config_beats_recbole_sasrec_by_ten_percent(monkeypatch: pytest.
         f"test Hit@10 {test['hit@10']:.4f} NDCG@10 {test['ndcg@10']:.4f} MRR@10 {test['mrr@10']:.4f}; "
         f"valid NDCG@10 {valid['ndcg@10']:.4f}; timings {result['timings']}"
     )
+    print(f"fit {result['timings']['fit']:.1f} s; {summary}")  # the fit time (issue 12), shown with -s or on failure
     assert test["ndcg@10"] >= TARGET_NDCG10, f"below the target {TARGET_NDCG10}: {summary}"
     assert valid["ndcg@10"] >= TARGET_NDCG10, f"the validation cases should clear it too: {summary}"
     assert test["ndcg@10"] > 2 * pop["ndcg@10"], f"not far above popularity ({pop['ndcg@10']:.4f}): {summary}"
