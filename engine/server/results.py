@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fastapi import Response
+from pydantic import BaseModel
+
 from polyrec.contracts import Recommendation
 from polyrec.engine.server.media import MediaResolver
 from polyrec.engine.server.schemas import ResultOut
 
-__all__ = ["FALLBACK_PREFIX", "to_results", "fallback_of"]
+__all__ = ["FALLBACK_PREFIX", "fallback_of", "json_response", "to_results"]
 
 FALLBACK_PREFIX = "fallback:"
 
@@ -34,3 +37,11 @@ def fallback_of(recommendations: Sequence[Recommendation]) -> str | None:
             if flag.startswith(FALLBACK_PREFIX):
                 return flag.removeprefix(FALLBACK_PREFIX)
     return None
+
+
+def json_response(body: BaseModel) -> Response:
+    """``body`` as JSON, serialised once by pydantic. Returned from a hot route (which keeps its
+    ``response_model`` for the OpenAPI schema), it skips FastAPI's dump of the model to a dict,
+    re-validation of that dict against the response model and second encoding: the response is
+    the same JSON, its model having been validated when it was built."""
+    return Response(body.model_dump_json(), media_type="application/json")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from polyrec.contracts import Event
 from polyrec.engine.server.catalog import items_metadata
 from polyrec.engine.server.context import Context
 from polyrec.engine.server.query_params import check_k, parse_filter
-from polyrec.engine.server.results import fallback_of, to_results
+from polyrec.engine.server.results import fallback_of, json_response, to_results
 from polyrec.engine.server.routes_items import check_batch
 from polyrec.engine.server.schemas import (
     EventOut,
@@ -102,7 +102,7 @@ def recommend(
     explain: Annotated[bool, Query(description="list the history items (and weights) behind each result")] = False,
     diversity: Annotated[float, Query(ge=0.0, le=1.0, description="0 (off) to 1: trade relevance for variety")] = 0.0,
     exclude_seen: Annotated[bool, Query(description="leave out items the user interacted with")] = True,
-) -> RecommendationsOut:
+) -> Response:
     """Unknown users (or users whose items are not in the store) get popular items, or the
     catalog's most typical ones when there are no events: ``fallback`` says which."""
     check_k(k, ctx.limits)
@@ -113,9 +113,10 @@ def recommend(
     fallback = fallback_of(results)
     # results without a fallback flag came from a history; otherwise ask the log
     known = (fallback is None and bool(results)) or bool(ctx.engine.events(user_id))
-    return RecommendationsOut(
+    out = RecommendationsOut(
         user=user_id, known_user=known, fallback=fallback, results=to_results(results, ctx.media, explain)
     )
+    return json_response(out)  # the hot route: serialised once (see json_response)
 
 
 @router.get("/users/{user_id:path}/export", response_model=UserExportOut, summary="Everything stored about a user")
