@@ -209,6 +209,19 @@ def test_no_snapshot_for_an_indexed_collection(tmp_path: Path, how: str) -> None
     assert not isinstance(LanceDBStore(uri=tmp_path).open("items", dim=DIM, provenance=PROVENANCE), SnapshotCollection)
 
 
+def test_a_store_past_index_threshold_reads_no_rows_for_a_snapshot(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every table is checked before any is read: a store that cannot have a snapshot does not read
+    its whole event log (which sorts first) at every close only to throw it away."""
+    from polyrec.plugins.stores.lancedb import snapshot
+
+    read: list[str] = []
+    for reader in ("_event_columns", "_collection_columns"):  # write_snapshot swallows errors: record calls
+        monkeypatch.setattr(snapshot, reader, lambda *args, reader=reader: read.append(reader))
+    assert snapshot.write_snapshot(db, index_threshold=20, max_bytes=1 << 30) is False  # items has 30 rows
+    assert read == []
+    assert not (db / SNAPSHOT_FILE).exists()
+
+
 def test_no_snapshot_past_its_size_cap_or_when_switched_off(tmp_path: Path) -> None:
     for name, options in {"capped": {"read_snapshot_mb": 0.0001}, "off": {"read_snapshot": False}}.items():
         store = LanceDBStore(uri=tmp_path / name, **options)

@@ -255,19 +255,23 @@ def write_snapshot(root: Path, *, index_threshold: int, max_bytes: int) -> bool:
 def _read_tables(root: Path, index_threshold: int, max_bytes: int) -> dict[str, np.ndarray]:
     import lance
 
-    arrays: dict[str, np.ndarray] = {}
-    tables: dict[str, Any] = {}
-    size = 0
-    for name, path in _table_dirs(root):
+    opened = []
+    for name, path in _table_dirs(root):  # every cheap check first: a store past them reads no rows
         stamp = latest_manifest(path)
         if stamp is None:
             raise _Skip(f"table {name!r} has no manifest")
         dataset = lance.dataset(str(path), version=stamp.version)
-        if name == EVENTS_TABLE:
+        dim = None if name == EVENTS_TABLE else _snapshot_dim(name, dataset, index_threshold)
+        opened.append((name, path, stamp, dataset, dim))
+    arrays: dict[str, np.ndarray] = {}
+    tables: dict[str, Any] = {}
+    size = 0
+    for name, path, stamp, dataset, dim in opened:
+        if dim is None:
             columns = _event_columns(dataset.to_table())
             tables[name] = {"stamp": list(stamp.__dict__.values())}
         else:
-            columns, tables[name] = _collection_columns(name, dataset, index_threshold)
+            columns, tables[name] = _collection_columns(name, dataset, dim)
             tables[name]["stamp"] = list(stamp.__dict__.values())
         arrays.update(columns)
         size += sum(array.nbytes for array in columns.values())
@@ -279,9 +283,8 @@ def _read_tables(root: Path, index_threshold: int, max_bytes: int) -> dict[str, 
     return arrays
 
 
-def _collection_columns(name: str, dataset: Any, index_threshold: int) -> tuple[dict[str, np.ndarray], dict]:
-    from polyrec.plugins.stores.lancedb.collection import _vectors_of
-
+def _snapshot_dim(name: str, dataset: Any, index_threshold: int) -> int:
+    """The collection's dim, if the snapshot may hold it (the full path searches it exactly)."""
     metadata = dataset.schema.metadata or {}
     if b"polyrec.dim" not in metadata:
         raise _Skip(f"table {name!r} is not a polyrec collection")
@@ -289,7 +292,13 @@ def _collection_columns(name: str, dataset: Any, index_threshold: int) -> tuple[
         raise _Skip(f"collection {name!r} has index_threshold rows or more (searches use an ANN index)")
     if any("vector" in index.field_names for index in dataset.describe_indices()):
         raise _Skip(f"collection {name!r} has a vector index (searches are approximate)")
-    dim = int(metadata[b"polyrec.dim"])
+    return int(metadata[b"polyrec.dim"])
+
+
+def _collection_columns(name: str, dataset: Any, dim: int) -> tuple[dict[str, np.ndarray], dict]:
+    from polyrec.plugins.stores.lancedb.collection import _vectors_of
+
+    metadata = dataset.schema.metadata or {}
     table = dataset.to_table(columns=["id", "vector", "metadata"])
     columns = {
         f"c:{name}:ids": _json_array(table.column("id").to_pylist()),
