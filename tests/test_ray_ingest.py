@@ -245,3 +245,24 @@ def test_the_ray_ingest_checks_the_config_against_the_data(tmp_path: Path, ray_c
         assert str(on_ray.value) == str(in_process.value)
         assert "encoders.poster" in str(on_ray.value)
         assert dist.count() == 0
+
+
+def test_a_catalog_file_travels_in_blocks_of_block_rows(tmp_path: Path, ray_cluster: None) -> None:
+    """One catalog file is one read task; its rows must reach the encoder pools as blocks of
+    ``block_rows``, not as the one block Ray Data would coalesce them into (which one encoder
+    actor got whole: a second actor idled, and the fuser waited for the last item)."""
+    from polyrec.engine.distributed.run import _Catalog, build_pipeline
+    from polyrec.engine.distributed.stages import Job
+
+    catalog = write_catalog(tmp_path / "items.jsonl")  # 30 items and 2 bad rows, one file
+    with Engine.from_config(config(tmp_path / "ray")) as engine:
+        assembly = engine.assembly
+        for encoder in assembly.encoders.values():  # as ray_ingest does: workers open existing ones
+            assembly.layout.field(encoder)
+        assembly.layout.items()
+        job = Job(assembly.resolved, assembly.manifest.directory, tuple(assembly.encoders), SETTINGS.block_rows)
+        source = _Catalog.read(engine, catalog, SETTINGS.block_rows, check_fields=False)
+        dataset = build_pipeline(ray, source, job, SETTINGS)
+        sizes = [block.num_rows for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow")]
+    assert sum(sizes) == 31  # 30 items + the row that carries the read failures
+    assert len(sizes) >= 31 // SETTINGS.block_rows and max(sizes) < 2 * SETTINGS.block_rows, sizes

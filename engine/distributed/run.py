@@ -11,6 +11,7 @@ only ever open existing ones; it commits the field collections first and ``items
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -125,12 +126,24 @@ class _Catalog:
         if self.files is None:
             return ray.data.from_arrow(self.blocks)
         listing = ray.data.from_items([{"path": path, "index": index} for index, path in enumerate(self.files)])
-        return listing.map_batches(
+        blocks = listing.map_batches(
             read_file,
             fn_kwargs={"block_rows": block_rows, "id_column": self.id_column, "storage_options": self.storage_options},
             batch_size=1,
             num_cpus=_TASK_CPUS,
         )
+        # a file's rows in blocks of block_rows: left alone, Ray Data coalesces all a read task
+        # yields into one block (up to its target_max_block_size, 128 MiB) that one encoder actor
+        # gets whole, so a second actor idles and the fuser waits for the last item. Non-strict,
+        # it is fused into the read tasks (no stage of its own) when it asks for what they ask
+        # for; Ray 2.60's repartition() takes no remote args, and as a stage of its own its task
+        # would ask a whole CPU and wait for ever beside the actors on a small node.
+        split = blocks.repartition(target_num_rows_per_block=block_rows)
+        operator = split._logical_plan.dag  # the (frozen) StreamingRepartition operator
+        if "ray_remote_args" not in {field.name for field in dataclasses.fields(operator)}:
+            return blocks  # another Ray: coalesced blocks (slower with several actors, never stuck)
+        object.__setattr__(operator, "ray_remote_args", {"num_cpus": _TASK_CPUS})
+        return split
 
 
 def _bulk_writer(collection: Any) -> Any:
@@ -170,18 +183,23 @@ def ray_ingest(
         _check_resources(ray, settings, slots)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
-        dataset = catalog.dataset(ray, job.block_rows)
-        stage = _Stages(ray, settings.block_rows)
-        dataset = stage(dataset, Planner, (job,), settings.planners)
-        for slot in slots:
-            dataset = stage(dataset, SlotEncoder, (job, slot), settings.pool(slot))
-        dataset = stage(dataset, Fuser, (job,), settings.fusers)
+        dataset = build_pipeline(ray, catalog, job, settings)
         sink = CollectionSink(slots, writers, ITEMS)
         dataset.write_datasink(sink, ray_remote_args={"num_cpus": _TASK_CPUS})
         results: list[BlockResult] = sink.results
     report = _commit(collections, results)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def build_pipeline(ray: Any, catalog: _Catalog, job: Job, settings: DistributedSettings) -> Any:
+    """The dataset up to the sink: read, plan, encode (one actor pool per slot), fuse."""
+    dataset = catalog.dataset(ray, job.block_rows)
+    stage = _Stages(ray, job.block_rows)
+    dataset = stage(dataset, Planner, (job,), settings.planners)
+    for slot in job.slots:
+        dataset = stage(dataset, SlotEncoder, (job, slot), settings.pool(slot))
+    return stage(dataset, Fuser, (job,), settings.fusers)
 
 
 class _Stages:
