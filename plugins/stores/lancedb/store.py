@@ -41,7 +41,8 @@ skips the index: those rows are fetched and ranked exactly.
 
 In front of all this, unfiltered searches are answered from memory (``memory_index``, on by
 default): a faiss copy of the vectors, ids and metadata JSON (:mod:`polyrec.plugins.stores.lancedb.memory_index`),
-exact while the table is scanned exactly and IVF-flat (same partition count, same probes)
+exact while the table is scanned exactly and IVF over 8-bit codes, re-scored exactly (same
+partition count, half the probes: :func:`~polyrec.plugins.stores.lancedb.collection.memory_nprobes_base`)
 once it has an index. A LanceDB query costs 3-4 ms before it scans anything on a 2-core
 machine; the copy answers a top-10 over 100k x 384 rows in about 2 ms with exact scores
 (see ``bench/bench_store.py``); once built it also answers :meth:`get`. It is built at
