@@ -239,6 +239,10 @@ assert store.events().count() == 0
 assert "lancedb" in sys.modules and "lance_namespace_urllib3_client.api" not in sys.modules
 import lance_namespace_urllib3_client as client  # a name of its __init__: the real one runs now
 assert client.TableApi.__name__ == "TableApi" and "lance_namespace_urllib3_client.api" in sys.modules
+if sys.version_info < (3, 12):  # lancedb got typing's @override, as on 3.12+; overrides is itself again
+    import lancedb.db, overrides, typing_extensions
+    assert lancedb.db.override is typing_extensions.override
+    assert overrides.override.__module__ == "overrides.overrides"
 print("ok")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
