@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from polyrec.contracts.distributed import DistributedSettings
 from polyrec.contracts.records import has_value
+from polyrec.contracts.settings_model import SettingsModel
 
 __all__ = [
     "Slot",
@@ -27,12 +28,10 @@ __all__ = [
 ]
 
 
-class Slot(BaseModel):
+class Slot(SettingsModel):
     """A plugin name plus its parameters (the extra keys)."""
 
-    # defer_build here and below: the config models are built when a config is first read (once,
-    # at start), not by every import of polyrec.contracts (``polyrec --help`` reads none)
-    model_config = ConfigDict(defer_build=True, extra="allow")
+    model_config = ConfigDict(extra="allow")  # the extra keys are the plugin's parameters
 
     plugin: str
 
@@ -47,17 +46,13 @@ class EncoderSlot(Slot):
     field: str | None = None
 
 
-class RetrievalSettings(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid")
-
+class RetrievalSettings(SettingsModel):
     candidates: int = Field(default=200, gt=0, description="ANN candidates to re-rank")
     history_length: int = Field(default=50, gt=0, description="most recent events per user")
 
 
-class ColumnMapping(BaseModel):
+class ColumnMapping(SettingsModel):
     """Column names of item and event files (generic CSV/JSONL/Parquet)."""
-
-    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     item_id: str = "id"
     user: str = "user"
@@ -69,10 +64,8 @@ class ColumnMapping(BaseModel):
     user_id: str | None = None
 
 
-class UserSettings(BaseModel):
+class UserSettings(SettingsModel):
     """User attributes and the cold-start prior learnt from them (see ``polyrec.engine.user_prior``)."""
-
-    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     attributes: list[str] | None = Field(default=None, description="columns the prior learns from; default all")
     prior_events: float = Field(
@@ -81,23 +74,19 @@ class UserSettings(BaseModel):
     min_count: int = Field(default=5, ge=1, description="users an attribute value needs to become a feature")
 
 
-class IngestSettings(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid")
-
+class IngestSettings(SettingsModel):
     warn_failure_share: float = Field(
         default=0.05, ge=0, le=1, description="above this share of failed items, ingest ends with a one-line summary"
     )
 
 
-class DatasetSettings(BaseModel):
+class DatasetSettings(SettingsModel):
     """Where ``polyrec evaluate`` reads a dataset when no ``--dataset`` is given.
 
     Paths are relative to the config file. ``path`` is a dataset directory or file stem
     (RecBole atomic files, GroupLens files, or ``items.*`` + ``events.*``); ``items`` and
     ``events`` name generic CSV/JSONL/Parquet files read with ``[columns]``.
     """
-
-    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     path: str | None = None
     items: str | None = None
@@ -119,10 +108,8 @@ def compose_text(fields: Mapping[str, Any], sources: list[str]) -> str | None:
     return "\n".join(lines) if lines else None
 
 
-class PolyrecConfig(BaseModel):
+class PolyrecConfig(SettingsModel):
     """The whole config. ``store``, ``fusion`` and ``scorer`` have defaults."""
-
-    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     store: Slot = Field(default_factory=lambda: Slot(plugin="lancedb"))
     encoders: dict[str, EncoderSlot] = Field(min_length=1)

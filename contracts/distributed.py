@@ -15,15 +15,15 @@ Nothing here imports Ray: the table is validated with the rest of the config.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from polyrec.contracts.settings_model import SettingsModel
 
 __all__ = ["ActorPoolSettings", "DistributedSettings"]
 
 
-class ActorPoolSettings(BaseModel):
+class ActorPoolSettings(SettingsModel):
     """One pool of Ray actors: how many, and what each one asks the cluster for."""
-
-    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     actors: int = Field(default=1, ge=1, description="actors in the pool (each loads the model once)")
     batch_size: int | None = Field(default=None, ge=1, description="rows per call (default: the encoder's own)")
@@ -31,10 +31,8 @@ class ActorPoolSettings(BaseModel):
     num_gpus: float = Field(default=0.0, ge=0, description="GPUs per actor (on a GPU node: 1, or 0.5 to share)")
 
 
-class DistributedSettings(BaseModel):
+class DistributedSettings(SettingsModel):
     """Where and how the Ray ingest runs; every field has a default that works on one machine."""
-
-    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     enabled: bool = Field(default=False, description="ingest on Ray without asking (`polyrec ingest` = `--ray`)")
     address: str | None = Field(
