@@ -201,8 +201,6 @@ def run(items: int, workdir: Path) -> bool:
     # small blocks and small actors: work spreads over both nodes and fits on the head alone after the kill
     settings = DistributedSettings(
         block_rows=50,
-        planners={"num_cpus": 0.1},
-        fusers={"num_cpus": 0.1},
         encoders={"title": {"actors": 2, "num_cpus": 0.2}},
     )
     log = workdir / "ray.log"

@@ -44,15 +44,10 @@ class DistributedSettings(SettingsModel):
         default=None, ge=50, description="object store of a Ray started here, in MiB (default: Ray's)"
     )
     block_rows: int = Field(default=256, ge=1, description="catalog rows per block")
-    planners: ActorPoolSettings = Field(
-        default_factory=lambda: ActorPoolSettings(num_cpus=0.25),
-        description="actors that hash values and look up the content-hash cache",
-    )
-    fusers: ActorPoolSettings = Field(
-        default_factory=lambda: ActorPoolSettings(num_cpus=0.25), description="actors that fuse field vectors"
-    )
     encoders: dict[str, ActorPoolSettings] = Field(
-        default_factory=dict, description="per encoder slot: its actor pool (default: one actor, one CPU)"
+        default_factory=dict,
+        description="per encoder slot: its actor pool (default: one actor, one CPU); the first slot's "
+        "actors also hash values and look up the content-hash cache, the last slot's also fuse",
     )
 
     def pool(self, slot: str) -> ActorPoolSettings:

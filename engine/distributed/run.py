@@ -1,9 +1,9 @@
 """The driver of a distributed ingest: build the Ray Data pipeline, run it, commit, report.
 
     catalog files --read (one task per file, polyrec's readers)--> blocks of items
-        --Planner (hashes, unchanged items, cached field vectors)-->
-        --SlotEncoder per slot (an actor pool each: the model loads once per actor)-->
-        --Fuser--> --CollectionSink (workers write fragments)--> driver commits
+        --SlotEncoder per slot (an actor pool each: the model loads once per actor; the first
+          slot's actors plan first: hashes, unchanged items, cached field vectors; the last
+          slot's actors fuse after)--> --CollectionSink (workers write fragments)--> driver commits
 
 The driver opens (and with ``rebuild`` drops) every collection before the run, so workers
 only ever open existing ones; it commits the field collections first and ``items`` last.
@@ -24,7 +24,7 @@ from polyrec.contracts import PolyrecError
 from polyrec.contracts.distributed import ActorPoolSettings, DistributedSettings
 from polyrec.engine.distributed.catalog import catalog_files, check_catalog_fields, check_chunks
 from polyrec.engine.distributed.sink import BlockResult, CollectionSink
-from polyrec.engine.distributed.stages import Fuser, Job, Planner, SlotEncoder, read_file, read_rows
+from polyrec.engine.distributed.stages import Job, SlotEncoder, read_file, read_rows
 from polyrec.engine.ingest import IngestReport
 from polyrec.engine.layout import ITEMS
 
@@ -37,6 +37,8 @@ __all__ = ["catalog_files", "connect", "ray_ingest", "require_ray"]
 # max_retries=-1 for tasks, max_restarts=-1 and max_task_retries=-1 for actor pools)
 #: CPUs asked for by a read or write task: they mostly wait on I/O
 _TASK_CPUS = 0.25
+#: the pool that plans and fuses when no encoder is usable
+_NO_ENCODER_POOL = ActorPoolSettings(num_cpus=_TASK_CPUS)
 
 
 #: Ray 2.60 reads it once, at import: "0" makes every node address of this process's Ray the
@@ -193,13 +195,16 @@ def ray_ingest(
 
 
 def build_pipeline(ray: Any, catalog: _Catalog, job: Job, settings: DistributedSettings) -> Any:
-    """The dataset up to the sink: read, plan, encode (one actor pool per slot), fuse."""
+    """The dataset up to the sink: read, then one actor pool per slot that encodes (the first
+    one plans before, the last one fuses after)."""
     dataset = catalog.dataset(ray, job.block_rows)
     stage = _Stages(ray, job.block_rows)
-    dataset = stage(dataset, Planner, (job,), settings.planners)
-    for slot in job.slots:
-        dataset = stage(dataset, SlotEncoder, (job, slot), settings.pool(slot))
-    return stage(dataset, Fuser, (job,), settings.fusers)
+    if not job.slots:  # nothing to encode: one small pool plans and fuses (every item fails as in-process)
+        return stage(dataset, SlotEncoder, (job, None, True, True), _NO_ENCODER_POOL)
+    last = len(job.slots) - 1
+    for index, slot in enumerate(job.slots):
+        dataset = stage(dataset, SlotEncoder, (job, slot, index == 0, index == last), settings.pool(slot))
+    return dataset
 
 
 class _Stages:
@@ -222,8 +227,7 @@ class _Stages:
 
 def _check_resources(ray: Any, settings: DistributedSettings, slots: tuple[str, ...]) -> None:
     """Every actor pool must fit in the cluster at once, else Ray would wait for ever."""
-    pools = {"planners": settings.planners, "fusers": settings.fusers}
-    pools.update({f"encoders.{slot}": settings.pool(slot) for slot in slots})
+    pools = {f"encoders.{slot}": settings.pool(slot) for slot in slots} or {"planner": _NO_ENCODER_POOL}
     available = ray.cluster_resources()
     for resource, key in (("CPU", "num_cpus"), ("GPU", "num_gpus")):
         wanted = sum(pool.actors * getattr(pool, key) for pool in pools.values()) + (

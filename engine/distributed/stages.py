@@ -131,9 +131,9 @@ def read_file(
 class Planner:
     """Hash every value, skip unchanged items, look up cached field vectors (store reads only)."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, assembly: Assembly | None = None) -> None:
         self.job = job
-        self.assembly = job.assembly()
+        self.assembly = assembly or job.assembly()
         self.encoders = [self.assembly.encoders[slot] for slot in job.slots]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -263,18 +263,34 @@ class _Rows:
 
 
 class SlotEncoder:
-    """Encode one slot's values that the cache did not have (the model loads once per actor)."""
+    """Encode one slot's values that the cache did not have (the model loads once per actor).
 
-    def __init__(self, job: Job, slot: str) -> None:
+    ``plan``: the actor plans its blocks first (the first slot's pool), ``fuse``: it fuses them
+    after (the last slot's pool). Ray Data never fuses one actor pool into another, and each
+    actor process costs seconds of CPU to start (imports, the assembly), so the planner and
+    the fuser live in the encoder actors rather than in pools of their own; ``slot`` None (no
+    usable encoder): the actor only plans and fuses."""
+
+    def __init__(self, job: Job, slot: str | None, plan: bool = False, fuse: bool = False) -> None:
         self.assembly = job.assembly()
-        self.encoder: FieldEncoder = self.assembly.encoders[slot]
-        self.dim = self.assembly.layout.field_dim(self.encoder)
+        self.planner = Planner(job, self.assembly) if plan else None
+        self.fuser = Fuser(job, self.assembly) if fuse else None
         self.slot = slot
+        if slot is not None:
+            self.encoder: FieldEncoder = self.assembly.encoders[slot]
+            self.dim = self.assembly.layout.field_dim(self.encoder)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if self.planner is not None:
+            batch = self.planner(batch)
+        if self.slot is not None:
+            batch = self._encode(batch, self.slot)
+        return self.fuser(batch) if self.fuser is not None else batch
+
+    def _encode(self, batch: pa.Table, slot: str) -> pa.Table:
         import pyarrow as pa
 
-        value_col, _hash_col, vector_col, _had_col = slot_columns(self.slot)
+        value_col, _hash_col, vector_col, _had_col = slot_columns(slot)
         ids = batch.column("id").to_pylist()
         values = batch.column(value_col).to_pylist()
         todo = {ids[row]: _loads(blob) for row, blob in enumerate(values) if blob is not None}
@@ -309,9 +325,9 @@ class SlotEncoder:
 class Fuser:
     """Fuse the field vectors of changed items, as the in-process ingest does."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, assembly: Assembly | None = None) -> None:
         self.job = job
-        self.assembly = job.assembly()
+        self.assembly = assembly or job.assembly()
         self.dims = self.assembly.layout.field_dims()
 
     def __call__(self, batch: pa.Table) -> pa.Table:

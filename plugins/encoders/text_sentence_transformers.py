@@ -31,6 +31,7 @@ Anything else, ``None``, NaN and blank strings fail that item with a clear reaso
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import numbers
 import sys
@@ -252,6 +253,62 @@ def _library_major() -> str:
         return "?"
 
 
+# ---- the dim a model folder declares ---------------------------------------------------------
+
+#: the legacy pooling config's mode switches (sentence-transformers < 6); none set means mean
+_LEGACY_POOLING_MODES = (
+    "pooling_mode_cls_token",
+    "pooling_mode_max_tokens",
+    "pooling_mode_mean_tokens",
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
+
+
+def _json_file(path: Path) -> dict[str, Any] | list[Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _pooling_dim(config: dict[str, Any]) -> int | None:
+    width = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+    mode = config.get("pooling_mode")
+    if mode is None:
+        modes = max(1, sum(bool(config.get(key)) for key in _LEGACY_POOLING_MODES))
+    else:
+        modes = 1 if isinstance(mode, str) else len(mode)
+    return width * modes if isinstance(width, int) and modes > 0 else None
+
+
+def declared_dim(directory: Path) -> int | None:
+    """The embedding length a sentence-transformers model folder declares in its module configs,
+    read without importing the library (importing it costs about 10 CPU-seconds, which a Ray
+    driver that needs only the dim to open a collection would pay for nothing).
+
+    Only the plain stack is trusted: from the last module back, Normalize keeps the length,
+    Dense gives ``out_features``, Pooling its width times its modes; anything else (or a
+    truncation setting) is None, and the model is loaded and asked."""
+    modules = _json_file(directory / "modules.json")
+    settings = _json_file(directory / "config_sentence_transformers.json") or {}
+    if not isinstance(modules, list) or not isinstance(settings, dict) or settings.get("truncate_dim") is not None:
+        return None
+    for module in reversed(modules):
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1] if isinstance(module, dict) else ""
+        if kind == "Normalize":
+            continue
+        config = _json_file(directory / str(module.get("path", "")) / "config.json") if kind else None
+        if not isinstance(config, dict):
+            return None
+        if kind == "Dense":
+            features = config.get("out_features")
+            return features if isinstance(features, int) and features > 0 else None
+        return _pooling_dim(config) if kind == "Pooling" else None
+    return None
+
+
 # ---- the encoder ----------------------------------------------------------------------------------
 
 
@@ -277,6 +334,10 @@ class SentenceTransformerEncoder(Encoder):
 
     @property
     def dim(self) -> int:
+        directory = _local_model_dir(self.config.model)
+        declared = declared_dim(directory) if directory is not None else None
+        if declared is not None:  # opening a collection needs no model load
+            return declared
         model = self._model()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = getter()
