@@ -33,6 +33,7 @@ from polyrec.engine.server.api_docs import install_api_docs
 from polyrec.engine.server.auth import AccessGuard, AccessPolicy, access_from_environment, api_key_dependencies
 from polyrec.engine.server.context import Context, ServerContext
 from polyrec.engine.server.errors import install_error_handlers, public_detail, status_of
+from polyrec.engine.server.fast_recommend import FastRecommend
 from polyrec.engine.server.item_uploads import state_dir_of, with_upload_dir
 from polyrec.engine.server.limits import BodySizeLimit, ServerLimits
 
@@ -100,6 +101,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.polyrec = ctx
+    app.add_middleware(FastRecommend, context=ctx)  # innermost: size, key, host and CORS checks run first
     app.add_middleware(BodySizeLimit, limits=limits)
     # outside the size limit, so a request without a key is refused before its body is read
     app.add_middleware(AccessGuard, keys=access.keys, allowed_hosts=access.allowed_hosts)

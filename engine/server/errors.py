@@ -36,6 +36,8 @@ from polyrec.contracts import (
 
 __all__ = [
     "ApiError",
+    "api_error_response",
+    "polyrec_error_response",
     "field_path",
     "install_error_handlers",
     "public_detail",
@@ -149,10 +151,23 @@ def _polyrec_errors(exc: PolyrecError) -> list[dict[str, str]] | None:
     return None
 
 
+def api_error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(_body(exc.code, exc.message, exc.errors), status_code=exc.status)
+
+
+def polyrec_error_response(exc: PolyrecError) -> JSONResponse:
+    status = status_of(exc)
+    errors = _polyrec_errors(exc) if status < 500 else None
+    return JSONResponse(_body(_CODES.get(status, "error"), public_detail(exc, status), errors), status_code=status)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers answer with :func:`api_error_response` and :func:`polyrec_error_response`,
+    which the lean recommend path (:mod:`.fast_recommend`) answers with too."""
+
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message, exc.errors), status_code=exc.status)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -162,9 +177,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PolyrecError)
     async def polyrec_error(_: Request, exc: PolyrecError) -> JSONResponse:
-        status = status_of(exc)
-        errors = _polyrec_errors(exc) if status < 500 else None
-        return JSONResponse(_body(_CODES.get(status, "error"), public_detail(exc, status), errors), status_code=status)
+        return polyrec_error_response(exc)
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 
 from polyrec.contracts import Event
 from polyrec.engine.server.catalog import items_metadata
-from polyrec.engine.server.context import Context
+from polyrec.engine.server.context import Context, ServerContext
 from polyrec.engine.server.query_params import check_k, parse_filter
 from polyrec.engine.server.results import fallback_of, json_response, to_results
 from polyrec.engine.server.routes_items import check_batch
@@ -28,7 +28,7 @@ from polyrec.engine.server.schemas import (
     UsersOut,
 )
 
-__all__ = ["router"]
+__all__ = ["RECOMMEND_PATH", "recommendations", "router"]
 
 router = APIRouter(tags=["users and events"])
 
@@ -91,9 +91,11 @@ def user_events(
     return out
 
 
-@router.get(
-    "/users/{user_id:path}/recommendations", response_model=RecommendationsOut, summary="Top-k items for a user"
-)
+#: the hot route, which :mod:`.fast_recommend` also answers (same answers, without the framework's cost)
+RECOMMEND_PATH = "/users/{user_id:path}/recommendations"
+
+
+@router.get(RECOMMEND_PATH, response_model=RecommendationsOut, summary="Top-k items for a user")
 def recommend(
     user_id: str,
     ctx: Context,
@@ -105,6 +107,13 @@ def recommend(
 ) -> Response:
     """Unknown users (or users whose items are not in the store) get popular items, or the
     catalog's most typical ones when there are no events: ``fallback`` says which."""
+    return recommendations(ctx, user_id, k, filter, explain, diversity, exclude_seen)
+
+
+def recommendations(
+    ctx: ServerContext, user_id: str, k: int, filter: str | None, explain: bool, diversity: float, exclude_seen: bool
+) -> Response:
+    """The answer of ``GET /users/{user_id}/recommendations`` with its query parameters validated."""
     check_k(k, ctx.limits)
     parsed = parse_filter(filter)
     results = ctx.engine.recommend(user_id, k=k, filter=parsed, exclude_seen=exclude_seen, diversity=diversity)
