@@ -1,7 +1,7 @@
 """Served ``GET /users/{id}/recommendations`` under concurrent clients, against ``Engine.recommend``
 called in-process one at a time in the same run.
 
-    python bench/bench_serve.py [--items 20000] [--users 200] [--clients 16] [--seconds 15]
+    python bench/bench_serve.py [--items 20000] [--users 200] [--clients 16] [--seconds 15] [--compare-route]
 
 The store is ``bench_recommend``'s (synthetic 384-d embeddings through its ``bench-rows`` encoder,
 LanceDB, ``weighted-concat``, ``target-attention``, 200 candidates), built once in a temporary
@@ -17,7 +17,9 @@ folder. Then:
 Reported: calls/s, p50, p99 and CPU milliseconds per call of both (the server process's CPU from
 /proc: less sensitive to other load on the machine than wall time), and the served throughput as
 a share of the in-process rate (the issue's goal: >= 0.8x, p99 < 100 ms with 16 clients on a
-quiet machine). Any non-200 answer fails the run. Nothing leaves the machine.
+quiet machine). ``--compare-route`` adds a third row: the same server with the route's lean path
+(``engine/server/fast_recommend.py``) taken out, so FastAPI's route answers (the server's own
+cost per request, same run). Any non-200 answer fails the run. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ K = 10
 #: one key for the run; the children (server, clients) inherit it through the environment
 API_KEY = os.environ.setdefault("POLYREC_BENCH_KEY", "prk_bench-" + secrets.token_urlsafe(12))
 START_TIMEOUT_S = 120.0
+#: set for the server child of the --compare-route row
+ROUTE_ONLY_ENV = "POLYREC_BENCH_ROUTE_ONLY"
 
 
 def _plugins() -> Any:
@@ -107,6 +111,10 @@ def serve_child(workdir: Path, port: int) -> None:
 
     access = AccessPolicy(keys=KeyRing([ApiKey("bench", frozenset({"read", "write"}), digest_of(API_KEY))]))
     app = create_app(_engine(workdir), access=access)
+    if os.environ.get(ROUTE_ONLY_ENV):  # --compare-route: FastAPI's route answers every request
+        from polyrec.engine.server.fast_recommend import FastRecommend
+
+        app.user_middleware = [layer for layer in app.user_middleware if layer.cls is not FastRecommend]
     # the HTTP parser and event loop `polyrec serve` gets by default; POLYREC_BENCH_HTTP forces one (a/b runs)
     http, loop = os.environ.get("POLYREC_BENCH_HTTP", "auto"), os.environ.get("POLYREC_BENCH_LOOP", "auto")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=1, http=http, loop=loop)
@@ -173,12 +181,18 @@ def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
 
 
 def served(
-    workdir: Path, users: list[str], clients: int, seconds: float
+    workdir: Path, users: list[str], clients: int, seconds: float, route_only: bool = False
 ) -> tuple[float, list[float], float | None, int]:
-    """(seconds, latencies in ms, the server's CPU ms per request, non-200 answers) of the served run."""
+    """(seconds, latencies in ms, the server's CPU ms per request, non-200 answers) of the served run;
+    ``route_only``: without the route's lean path."""
     port = _free_port()
     me = [sys.executable, str(Path(__file__).resolve())]
-    server = subprocess.Popen([*me, "--serve", str(workdir), "--port", str(port)])
+    env = (
+        {**os.environ, ROUTE_ONLY_ENV: "1"}
+        if route_only
+        else {k: v for k, v in os.environ.items() if k != ROUTE_ONLY_ENV}
+    )
+    server = subprocess.Popen([*me, "--serve", str(workdir), "--port", str(port)], env=env)
     try:
         _wait_ready(port, server)
         for user in users[:5]:  # the same warm-up as in process
@@ -212,12 +226,16 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     seconds, remote, remote_cpu, bad = served(workdir, users, args.clients, args.seconds)
     local_rate = len(local) / (sum(local) / 1e3)
     remote_rate = len(remote) / seconds
-    print(f"{args.items:,} items x {args.dim}, {args.users} users, recommend k={K}")
-    print(f"{'':>34}  {'calls/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'x in-process':>12}  {'CPU ms/call':>11}")
     rows = [
         ("in process, one call at a time", local_rate, local, local_cpu),
         (f"served, {args.clients} clients, 1 worker", remote_rate, remote, remote_cpu),
     ]
+    if args.compare_route:
+        route_seconds, route, route_cpu, route_bad = served(workdir, users, args.clients, args.seconds, True)
+        rows.append(("served, FastAPI route only", len(route) / route_seconds, route, route_cpu))
+        bad += route_bad
+    print(f"{args.items:,} items x {args.dim}, {args.users} users, recommend k={K}")
+    print(f"{'':>34}  {'calls/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'x in-process':>12}  {'CPU ms/call':>11}")
     for name, rate, latencies, cpu in rows:
         p50, p99 = np.percentile(latencies, [50, 99])
         cpu_text = "-" if cpu is None else f"{cpu:.2f}"
@@ -238,6 +256,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare-route", action="store_true", help="add a row served by FastAPI's route alone")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--clients-child", type=int, help=argparse.SUPPRESS)

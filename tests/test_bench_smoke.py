@@ -119,12 +119,16 @@ def test_bench_cli_times_one_shot_commands_beside_help() -> None:
 
 def test_bench_serve_reports_served_recommendations_beside_the_in_process_rate() -> None:
     # the served run exits 1 on any non-200 answer, which run() turns into a failure
-    out = run("bench_serve.py", "--items", "2000", "--users", "20", "--dim", "32", "--clients", "4", "--seconds", "2")
+    out = run(
+        "bench_serve.py", "--items", "2000", "--users", "20", "--dim", "32", "--clients", "4", "--seconds", "2",
+        "--compare-route",
+    )  # fmt: skip
     rows = {}
+    names = ("in process, one call at a time", "served, 4 clients, 1 worker", "served, FastAPI route only")
     for line in out.splitlines():
-        match = re.match(r"^\s*(in process, one call at a time|served, 4 clients, 1 worker)\s+(.*)$", line)
+        match = re.match(rf"^\s*({'|'.join(names)})\s+(.*)$", line)
         if match:
             rows[match.group(1)] = match.group(2).split()
-    assert set(rows) == {"in process, one call at a time", "served, 4 clients, 1 worker"}, out
+    assert set(rows) == set(names), out
     assert rows["in process, one call at a time"][3] == "1.00x", out  # the baseline against itself
     assert all(float(row[0]) > 0 for row in rows.values()), out  # calls/s: requests were answered

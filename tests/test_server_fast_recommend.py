@@ -223,11 +223,6 @@ def test_random_query_strings_answer_alike(setup: Any) -> None:
         both(setup, f"/users/ana/recommendations?{query}")
 
 
-def test_the_openapi_schema_is_the_framework_s(setup: Any) -> None:
-    lean, reference, _ = setup
-    assert lean.get("/openapi.json").content == reference.get("/openapi.json").content
-
-
 def test_plain_params_reads_only_forms_it_is_sure_of() -> None:
     assert plain_params(b"") == {"k": 10, "filter": None, "explain": False, "diversity": 0.0, "exclude_seen": True}
     assert plain_params(b"k=7&explain=1&diversity=0.25&filter=%7B%7D")["k"] == 7
