@@ -50,6 +50,7 @@ from polyrec.contracts.media import names_file
 from polyrec.engine.assembly import Assembly
 from polyrec.engine.cold_start import PRIOR_FLAG, ColdStart, UserPrior
 from polyrec.engine.encoding import FieldEncoder
+from polyrec.engine.history_cache import HistoryCache
 from polyrec.engine.layout import EVENTS, ITEMS, public_metadata
 from polyrec.engine.user_prior import standardize
 
@@ -201,6 +202,7 @@ class Retriever:
         self._popularity: tuple[int, list[tuple[str, int]]] | None = None
         self._centroid: tuple[int, np.ndarray | None] | None = None
         self._observed_version: int | None = None  # a fresh process observes the stored log before its first score
+        self._histories = HistoryCache()
         self.cold_start = ColdStart(assembly)
 
     # -- histories -----------------------------------------------------------------------
@@ -208,19 +210,28 @@ class Retriever:
     def history(self, user: str) -> tuple[History, set[str]]:
         """The user's usable history and every item the user interacted with."""
         events = self.layout.events().read(user)
+        items_version = self.layout.version(ITEMS)
+        kept = self._histories.get(user, events, items_version)
+        if kept is not None:
+            return kept
+        history, seen = self._read_history(events)
+        if items_version == self.layout.version(ITEMS):  # no write to the items ran meanwhile
+            self._histories.put(user, events, items_version, history, seen)
+        return history, seen
+
+    def _read_history(self, events: Sequence[Event]) -> tuple[History, set[str]]:
         seen = {event.item for event in events}
         latest = _latest_by_item(events)
-        records = {record.id: record for record in self.layout.items().get(list(latest))}
-        usable = [(item_id, stamp) for item_id, stamp in latest.items() if item_id in records]
-        usable = usable[-self.assembly.settings.retrieval.history_length :]
-        dim = self.layout.items().dim
+        items = self.layout.items()
+        records = items.get(list(latest))  # the stored ones, in the order asked (oldest first)
+        records = records[-self.assembly.settings.retrieval.history_length :]
         vectors = (
-            np.stack([np.asarray(records[item_id].vector, np.float32) for item_id, _ in usable])
-            if usable
-            else np.zeros((0, dim), np.float32)
+            np.stack([np.asarray(record.vector, np.float32) for record in records])
+            if records
+            else np.zeros((0, items.dim), np.float32)
         )
-        timestamps = np.array([stamp for _, stamp in usable], dtype=np.float64)
-        return History([item_id for item_id, _ in usable], vectors, timestamps), seen
+        timestamps = np.array([latest[record.id] for record in records], dtype=np.float64)
+        return History([record.id for record in records], vectors, timestamps), seen
 
     # -- recommend -----------------------------------------------------------------------
 
@@ -258,13 +269,18 @@ class Retriever:
         scores = np.asarray(scored.scores, dtype=np.float64)
         if prior is not None:
             scores = prior.weight * standardize(prior.lookup(candidates.ids)) + (1 - prior.weight) * standardize(scores)
-        weights = np.asarray(scored.weights)
-        chosen = []
-        for row in _ranked_rows(scores, candidates.vectors, k, diversity):  # objects only for the k returned
-            candidate = candidates.candidate(row, float(scores[row]))
-            candidate.explanation = _explain(history, weights[row])
-            chosen.append(candidate)
-        return [c.to_recommendation(flags) for c in chosen]
+        rows = _ranked_rows(scores, candidates.vectors, k, diversity)  # objects only for the k returned
+        explanations = _explanations(history, np.asarray(scored.weights)[rows])
+        return [
+            Recommendation(
+                item=candidates.ids[row],
+                score=float(scores[row]),
+                explanation=explanation,
+                flags=list(flags),
+                metadata=public_metadata(candidates.metadata[row]),
+            )
+            for row, explanation in zip(rows, explanations, strict=True)
+        ]
 
     def _observe_if_stale(self, scorer: Scorer) -> None:
         # event statistics (e.g. a popularity prior) follow new events without a refit
@@ -483,9 +499,16 @@ def _candidate_from_hit(hit: Hit) -> _Candidate:
     return _Candidate(hit.id, float(hit.score), np.zeros(0, np.float32), dict(hit.metadata))
 
 
-def _explain(history: History, weights: np.ndarray) -> list[HistoryWeight]:
-    order = np.argsort(-weights, kind="stable")[:EXPLANATION_SIZE]
-    return [HistoryWeight(item=history.item_ids[j], weight=float(weights[j])) for j in order if weights[j] > 0]
+def _explanations(history: History, weights: np.ndarray) -> list[list[HistoryWeight]]:
+    """Per row of ``weights`` (one per recommendation, over the history): the history items that
+    weighed most, heaviest first (ties: the older first), those of weight 0 left out."""
+    order = np.argsort(-weights, axis=1, kind="stable")[:, :EXPLANATION_SIZE]
+    top = np.take_along_axis(weights, order, axis=1).tolist()  # Python floats, as float() gives
+    ids = history.item_ids
+    return [
+        [HistoryWeight(item=ids[j], weight=weight) for j, weight in zip(row, row_weights) if weight > 0]
+        for row, row_weights in zip(order.tolist(), top)
+    ]
 
 
 def _rank(candidates: Sequence[_Candidate], k: int, diversity: float) -> list[_Candidate]:

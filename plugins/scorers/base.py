@@ -84,9 +84,12 @@ def _prior_logits(similarities: np.ndarray, prior: np.ndarray, temperature: floa
 
 def attention_weights(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
     """Row-wise softmax of ``similarities / temperature`` with a multiplicative ``prior`` (h,)."""
-    logits = _prior_logits(similarities, prior, temperature)
-    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+    # in place on the new array of logits: the request path re-ranks hundreds of candidates a call
+    weights = _prior_logits(similarities, prior, temperature)
+    weights -= weights.max(axis=1, keepdims=True)
+    np.exp(weights, out=weights)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights.astype(np.float32, copy=False)
 
 
 def soft_maximum(similarities: np.ndarray, prior: np.ndarray, temperature: float) -> np.ndarray:
