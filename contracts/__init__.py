@@ -41,7 +41,7 @@ from polyrec.contracts.errors import (
     StoreError,
     UnknownComponentError,
 )
-from polyrec.contracts.filters import matches, validate_filter
+from polyrec.contracts.filters import matcher, matches, validate_filter
 from polyrec.contracts.markers import PROJECT_NAME, hookimpl
 from polyrec.contracts.records import (
     AudioClip,
@@ -103,6 +103,7 @@ __all__ = [
     "hookimpl",
     "has_value",
     "is_missing",
+    "matcher",
     "matches",
     "recency_weights",
     "validate_filter",

@@ -24,7 +24,7 @@ from polyrec.contracts.limits import (
     text_problem,
 )
 
-__all__ = ["OPERATORS", "validate_filter", "matches"]
+__all__ = ["OPERATORS", "validate_filter", "matcher", "matches"]
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "$eq": operator.eq,
@@ -114,9 +114,21 @@ def _holds(value: Any, op: str, expected: Any) -> bool:
 
 def matches(metadata: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
     """True when ``metadata`` satisfies every condition of ``filter``."""
-    for key, condition in validate_filter(filter).items():
-        if key not in metadata or metadata[key] is None:
-            return False
-        if not all(_holds(metadata[key], op, expected) for op, expected in condition.items()):
-            return False
-    return True
+    return matcher(filter)(metadata)
+
+
+def matcher(filter: Mapping[str, Any] | None) -> Callable[[Mapping[str, Any]], bool]:
+    """:func:`matches` with ``filter`` validated once, for testing many items against it
+    (validating costs more than testing one item: it checks every key and string)."""
+    conditions = [(key, list(condition.items())) for key, condition in validate_filter(filter).items()]
+
+    def holds(metadata: Mapping[str, Any]) -> bool:
+        for key, condition in conditions:
+            value = metadata.get(key)
+            if value is None:  # missing or null: fails every condition
+                return False
+            if not all(_holds(value, op, expected) for op, expected in condition):
+                return False
+        return True
+
+    return holds

@@ -43,7 +43,7 @@ from polyrec.contracts import (
     Recommendation,
     Scorer,
     VectorRecord,
-    matches,
+    matcher,
     validate_filter,
 )
 from polyrec.contracts.media import names_file
@@ -335,11 +335,12 @@ class Retriever:
     ) -> list[_Candidate]:
         """The first ``n`` stored items of ``ranked`` (best first) that pass the filter."""
         found: list[_Candidate] = []
+        passes = matcher(filter)
         ranked = [(item_id, score) for item_id, score in ranked if item_id not in excluded]
         for start in range(0, len(ranked), 256):
             batch = dict(ranked[start : start + 256])
             for record in self.layout.items().get(list(batch)):
-                if matches(record.metadata, filter):
+                if passes(record.metadata):
                     found.append(_candidate(record, float(batch[record.id])))
             if len(found) >= n:
                 break
