@@ -21,7 +21,7 @@ from polyrec.contracts import (
     VectorRecord,
     VectorStore,
     hookimpl,
-    matches,
+    matcher,
     validate_filter,
 )
 from polyrec.contracts.event_keys import event_keys
@@ -87,7 +87,8 @@ class MemoryCollection(Collection):
             return []
         rows = np.arange(len(self._ids))
         if conditions:
-            rows = rows[[matches(metadata, conditions) for metadata in self._metadata]]
+            passes = matcher(conditions)  # validated once, not once per row
+            rows = rows[[passes(metadata) for metadata in self._metadata]]
         scores = self._vectors[rows] @ query
         if k < len(rows):
             top = np.argpartition(-scores, k - 1)[:k]
