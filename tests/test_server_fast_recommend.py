@@ -23,11 +23,11 @@ pytest.importorskip("fastapi", reason="the server needs polyrec[serve]")
 from bow_server import CATALOG_ROWS, bow_engine
 from fastapi.testclient import TestClient
 
-from polyrec.contracts import StoreError
+from polyrec.contracts import Slot, StoreError
 from polyrec.engine.server import fast_recommend, routes_users
 from polyrec.engine.server.app import create_app
 from polyrec.engine.server.auth import AccessPolicy, ApiKey, KeyRing, digest_of
-from polyrec.engine.server.fast_recommend import FastRecommend, plain_params
+from polyrec.engine.server.fast_recommend import FastRecommend, plain_params, recommend_threads
 from polyrec.engine.server.limits import ServerLimits
 
 READER = "prk_fast-reader"
@@ -229,3 +229,11 @@ def test_plain_params_reads_only_forms_it_is_sure_of() -> None:
     assert plain_params(b"diversity=0.25")["diversity"] == 0.25
     for query in (b"k=07", b"k=1e3", b"k=%EF%BC%91", b"explain=yes", b"diversity=1.01", b"diversity=nan", b"k"):
         assert plain_params(query) is None, query
+
+
+def test_recommend_calls_overlap_only_for_a_store_behind_a_url(setup: Any) -> None:
+    assert recommend_threads(setup[2].engine.settings.store) == 1  # the LanceDB folder of this test
+    assert recommend_threads(Slot(plugin="lancedb", uri="file:///data/db")) == 1
+    assert recommend_threads(Slot(plugin="in-memory")) == 1
+    assert recommend_threads(Slot(plugin="lancedb", uri="s3://bucket/polyrec")) > 1
+    assert recommend_threads(Slot(plugin="some-db", uri="postgresql://db.internal/polyrec")) > 1
