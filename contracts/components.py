@@ -11,6 +11,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -330,6 +331,13 @@ class Collection(ABC):
     def create_index(self) -> bool:
         """Build an ANN index if the store has one and the table is large enough."""
         return False
+
+    @contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """Many upserts follow (an ingest): inside the block a store may put off its upkeep
+        (index builds, compaction) and do it once when the block ends. Every write is still
+        stored and readable when its call returns. The default changes nothing."""
+        yield
 
     # -- distributed writes (optional: ``polyrec ingest --ray`` needs them) --
 

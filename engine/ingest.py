@@ -20,6 +20,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "IngestPipeline",
     "SlotWrite",
     "item_metadata",
+    "write_groups",
     "write_slot",
 ]
 
@@ -147,14 +149,24 @@ class _ChunkPlan:
     values: dict[str, dict[str, Any]]
     hashes: dict[str, dict[str, str]]
     failures: list[ItemFailure]
+    digests: dict[str, str] = field(default_factory=dict)  # item hashes of all current field hashes
 
     def item_hash(self, item_id: str, stored: Mapping[str, set[str]] | None = None) -> str:
         """Item hash from the current hashes; with ``stored``, only of the slots that got a vector."""
+        known = self.digests.get(item_id)
+        if known is not None and (
+            stored is None
+            or all(item_id in stored[slot] for slot, slot_hashes in self.hashes.items() if item_id in slot_hashes)
+        ):
+            return known  # every slot's value got its vector: the same hash, not computed again
         hashes = {
             slot: slot_hashes.get(item_id) if stored is None or item_id in stored[slot] else None
             for slot, slot_hashes in self.hashes.items()
         }
-        return item_hash(hashes, self.metadata[item_id])
+        digest = item_hash(hashes, self.metadata[item_id])
+        if stored is None:
+            self.digests[item_id] = digest
+        return digest
 
 
 @dataclass
@@ -207,6 +219,27 @@ def write_slot(
     return written
 
 
+#: the most items one write takes (see :func:`write_groups`)
+WRITE_GROUP_ITEMS = 16_384
+
+
+def write_groups(chunks: Iterable[ItemChunk], most: int = WRITE_GROUP_ITEMS) -> Iterator[ItemChunk]:
+    """The reader's chunks joined into write groups: the first chunk alone, then twice as many
+    items each time, up to ``most``. A store writes each group in one go (LanceDB: one file
+    and one table version per collection), so a large catalog is written in few large pieces,
+    while the first groups still come back quickly (progress, an early error)."""
+    group, size = ItemChunk(), 0
+    for chunk in chunks:
+        group.items += chunk.items
+        group.failures += chunk.failures
+        size = size or len(group.items) + len(group.failures)
+        if len(group.items) + len(group.failures) >= size:
+            yield group
+            group, size = ItemChunk(), min(most, 2 * size)
+    if group.items or group.failures:
+        yield group
+
+
 def _storable(items: Sequence[Item]) -> tuple[list[Item], list[ItemFailure]]:
     """The items whose fields can be stored, and a failure naming the field for each other one:
     bounded metadata (every key becomes a filter column) and valid text (see contracts.limits)."""
@@ -241,14 +274,26 @@ class IngestPipeline:
         :meth:`_checked`), which suits a whole catalog, not a small batch of updates."""
         started = time.perf_counter()
         report = IngestReport(warn_failure_share=self.assembly.settings.ingest.warn_failure_share)
-        for chunk in self._checked(iter(chunks)) if check_fields else chunks:
-            report.failures.extend(chunk.failures)
-            if chunk.items:
-                report.add(self.ingest_chunk(chunk.items))
-            if progress is not None:
-                progress(len(chunk.items) + len(chunk.failures))
+        with ExitStack() as bulk:
+            opened = False
+            for group in write_groups(self._checked(iter(chunks)) if check_fields else chunks):
+                report.failures.extend(group.failures)
+                if group.items:
+                    if not opened:  # after the field check: with ``rebuild``, opening may drop a collection
+                        self._bulk_writes(bulk)
+                        opened = True
+                    report.add(self.ingest_chunk(group.items))
+                if progress is not None:
+                    progress(len(group.items) + len(group.failures))
         report.seconds = time.perf_counter() - started
         return report
+
+    def _bulk_writes(self, bulk: ExitStack) -> None:
+        """Tell every collection the ingest writes that many upserts follow (see
+        :meth:`Collection.bulk_writes`: a store may defer index upkeep to the end)."""
+        bulk.enter_context(self.layout.items(rebuild=self.rebuild).bulk_writes())
+        for encoder in self.encoders:
+            bulk.enter_context(self.layout.field(encoder, rebuild=self.rebuild).bulk_writes())
 
     def _checked(self, chunks: Iterator[ItemChunk]) -> Iterator[ItemChunk]:
         """The chunks, once the items read so far give every encoder slot a field (see

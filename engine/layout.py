@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -126,6 +126,9 @@ class _VersionedCollection(_Delegating, Collection):
 
     def create_index(self) -> bool:
         return self.inner.create_index()
+
+    def bulk_writes(self) -> AbstractContextManager[None]:
+        return self.inner.bulk_writes()
 
     def bulk_writer(self) -> Any:
         return self.inner.bulk_writer()

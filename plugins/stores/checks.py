@@ -99,6 +99,30 @@ def _check_record(record: VectorRecord, *, dim: int, collection: str, plugin: st
     return vector, normalise_metadata(record.id, record.metadata, collection=collection, plugin=plugin)
 
 
+def _all_valid(
+    records: Sequence[VectorRecord], positions: list[int], *, dim: int, collection: str, plugin: str
+) -> ValidBatch | None:
+    """The batch when every vector is already a finite float32 ``(dim,)`` array (what the engine
+    writes), checked as one matrix; None sends the batch through the record-by-record checks,
+    which name the first bad record (a large ingest spent a third of its Python time there)."""
+    vectors = [records[position].vector for position in positions]
+    if not vectors or not all(
+        type(vector) is np.ndarray and vector.dtype == np.float32 and vector.shape == (dim,) for vector in vectors
+    ):
+        return None
+    matrix = np.stack(vectors)
+    if not np.isfinite(matrix).all():
+        return None
+    try:
+        metadata = [
+            normalise_metadata(records[position].id, records[position].metadata, collection=collection, plugin=plugin)
+            for position in positions
+        ]
+    except ItemError:
+        return None
+    return ValidBatch([records[position].id for position in positions], matrix, metadata)
+
+
 def validate_records(records: Sequence[VectorRecord], *, dim: int, collection: str, plugin: str) -> ValidBatch:
     """Check a whole upsert batch before anything is written.
 
@@ -110,6 +134,9 @@ def validate_records(records: Sequence[VectorRecord], *, dim: int, collection: s
     last: dict[str, int] = {}
     for position, record in enumerate(records):
         last[record.id] = position
+    fast = _all_valid(records, sorted(last.values()), dim=dim, collection=collection, plugin=plugin)
+    if fast is not None:
+        return fast
     batch = ValidBatch([], np.empty((0, dim), dtype=np.float32), [])
     rows: list[np.ndarray] = []
     errors: list[ItemError] = []

@@ -65,7 +65,11 @@ def typed_columns(metadata: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
         for key, value in values.items():
             kind = value_kind(value)
             if kind is not None:
-                typed.setdefault(metadata_column(key, kind), [None] * len(metadata))[row] = value
+                column = metadata_column(key, kind)
+                values_of = typed.get(column)
+                if values_of is None:  # not setdefault: its default, a list as long as the batch, costs per row
+                    values_of = typed[column] = [None] * len(metadata)
+                values_of[row] = value
     return typed
 
 
