@@ -1,6 +1,10 @@
 """Benchmark ``Engine.recommend`` end to end, against exact retrieval measured in the same run.
 
-    python bench/bench_recommend.py [--items 100000] [--users 200] [--dim 384] [--no-lance-index]
+    python bench/bench_recommend.py [--items 100000,1000000] [--users 200] [--dim 384] [--no-lance-index]
+
+By default two catalogs, 100k and 1M items (issue 12's rows), one after the other, each in
+a fresh temporary store that is removed after it. The LanceDB-index row is left out above
+``--lance-index-max`` items (at 1M it alone takes minutes).
 
 The catalog is ``bench_store``'s synthetic embeddings, handed to a real engine (LanceDB
 store, ``weighted-concat`` fusion, ``target-attention`` scorer, 200 candidates) through a
@@ -126,18 +130,26 @@ def engine_config(workdir: Path, memory_index: bool) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, workdir: Path) -> None:
+def run(args: argparse.Namespace, items: int, workdir: Path) -> None:
     rng = np.random.default_rng(args.seed)
-    matrix, _, _ = synthetic_embeddings(args.items, args.dim, rng)
+    matrix, _, _ = synthetic_embeddings(items, args.dim, rng)
     np.save(workdir / "vectors.npy", matrix)
     plugins = build_plugin_manager(extra=[("bench-rows", sys.modules[__name__])], load_entry_points=False)
     engine = Engine.from_config(engine_config(workdir, True), plugin_manager=plugins)
-    lance_only = Engine.from_config(engine_config(workdir, False), plugin_manager=plugins) if args.lance_index else None
-    ingest_s, _ = timed(lambda: engine.ingest({"id": f"i{row}", "vector": row} for row in range(args.items)))
+    with_lance = args.lance_index and items <= args.lance_index_max
+    lance_only = Engine.from_config(engine_config(workdir, False), plugin_manager=plugins) if with_lance else None
+    cpu_started = time.process_time()
+    ingest_s, _ = timed(lambda: engine.ingest({"id": f"i{row}", "vector": row} for row in range(items)))
+    ingest_cpu = time.process_time() - cpu_started
+    store_mb = sum(path.stat().st_size for path in (workdir / "db").rglob("*") if path.is_file()) / 2**20
     engine.add_events(synthetic_events(matrix, args.users, rng))
     users = [f"u{user}" for user in range(args.users)]
     first_ms, _ = timed(lambda: engine.recommend(users[0], K))  # builds the in-memory index
-    print(f"{args.items:,} items x {args.dim}: engine ingest {ingest_s / 1e3:.1f} s; first recommend {first_ms:.0f} ms")
+    print(
+        f"{items:,} items x {args.dim}: engine ingest {ingest_s / 1e3:.1f} s ({ingest_cpu:.0f} CPU s), "
+        f"store {store_mb:,.0f} MiB ({store_mb * 2**20 / matrix.nbytes:.2f}x the vectors); "
+        f"first recommend {first_ms:.0f} ms"
+    )
     calls: dict[str, Any] = {"engine": lambda u: [r.item for r in engine.recommend(u, K)]}
     if lance_only is not None:
         calls["engine, LanceDB index"] = lambda u: [r.item for r in lance_only.recommend(u, K)]
@@ -147,12 +159,15 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             call(user)
     runs: dict[str, list[float]] = {name: [] for name in calls}
     recalls: dict[str, list[float]] = {name: [] for name in runs}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in runs}  # per block: steadier than wall when loaded
     for block in np.array_split(np.arange(len(users)), 4):
         answers: dict[str, dict[str, list[str]]] = {name: {} for name in runs}
         for name, call in calls.items():
+            cpu_started = time.process_time()
             for index in block:
                 elapsed, answers[name][users[index]] = timed(lambda u=users[index], c=call: c(u))
                 runs[name].append(elapsed)
+            cpu_ms[name].append((time.process_time() - cpu_started) * 1e3 / max(1, len(block)))
         for name in runs:
             for user, exact in answers["exact (numpy)"].items():
                 recalls[name].append(len(set(answers[name][user]) & set(exact)) / max(1, len(exact)))
@@ -160,17 +175,23 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     if lance_only is not None:
         lance_only.close()
     baseline = float(np.percentile(runs["exact (numpy)"], 50))
-    print(f"{'recommend(k=10)':>24}  {'p50 ms':>7}  {'p99 ms':>7}  {'vs exact':>8}  recall@10")
+    print(f"{'recommend(k=10)':>24}  {'p50 ms':>7}  {'p99 ms':>7}  {'vs exact':>8}  CPU ms/call  recall@10")
     for name, latencies in runs.items():
         p50, p99 = np.percentile(latencies, [50, 99])
-        print(f"{name:>24}  {p50:7.2f}  {p99:7.2f}  {p50 / baseline:7.2f}x  {np.mean(recalls[name]):.3f}")
+        print(
+            f"{name:>24}  {p50:7.2f}  {p99:7.2f}  {p50 / baseline:7.2f}x  {np.mean(cpu_ms[name]):11.2f}"
+            f"  {np.mean(recalls[name]):9.3f}"
+        )
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"(in-process, one call at a time; load average {load} on {os.cpu_count()} CPUs)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument(
+        "--items", type=_sizes, default=[100_000, 1_000_000], help="catalog sizes, comma-separated (100000,1000000)"
+    )
+    parser.add_argument("--lance-index-max", type=int, default=200_000, help="largest catalog with the LanceDB row")
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--seed", type=int, default=0)
@@ -182,11 +203,24 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    workdir = Path(tempfile.mkdtemp(prefix="polyrec-bench-recommend-"))
-    try:
-        run(args, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for items in args.items:
+        workdir = Path(tempfile.mkdtemp(prefix="polyrec-bench-recommend-"))
+        try:
+            # the store takes ~1.4x the vectors, the .npy and the process ~2x more: room for 4x
+            needed, free = 4 * items * args.dim * 4, shutil.disk_usage(workdir).free
+            if free < needed:
+                print(
+                    f"{items:,} items x {args.dim}: SKIPPED, {free / 2**30:.1f} GiB free disk, "
+                    f"needs {needed / 2**30:.1f}"
+                )
+                continue
+            run(args, items, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(size) for size in text.split(",")]
 
 
 if __name__ == "__main__":
