@@ -19,7 +19,8 @@ Reported: calls/s, p50, p99 and CPU milliseconds per call of both (the server pr
 a share of the in-process rate (the issue's goal: >= 0.8x, p99 < 100 ms with 16 clients on a
 quiet machine). ``--compare-route`` adds a third row: the same server with the route's lean path
 (``engine/server/fast_recommend.py``) taken out, so FastAPI's route answers (the server's own
-cost per request, same run). Any non-200 answer fails the run. Nothing leaves the machine.
+cost per request, same run); ``--recommend-threads N`` runs the lean path's engine calls N at once
+(a/b runs; it chooses 1 for this local store). Any non-200 answer fails the run. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ API_KEY = os.environ.setdefault("POLYREC_BENCH_KEY", "prk_bench-" + secrets.toke
 START_TIMEOUT_S = 120.0
 #: set for the server child of the --compare-route row
 ROUTE_ONLY_ENV = "POLYREC_BENCH_ROUTE_ONLY"
+#: --recommend-threads for the server child
+THREADS_ENV = "POLYREC_BENCH_RECOMMEND_THREADS"
 
 
 def _plugins() -> Any:
@@ -115,6 +118,10 @@ def serve_child(workdir: Path, port: int) -> None:
         from polyrec.engine.server.fast_recommend import FastRecommend
 
         app.user_middleware = [layer for layer in app.user_middleware if layer.cls is not FastRecommend]
+    if os.environ.get(THREADS_ENV):  # --recommend-threads: a/b runs of the lean path's thread count
+        from polyrec.engine.server import fast_recommend
+
+        fast_recommend.LOCAL_THREADS = int(os.environ[THREADS_ENV])
     # the HTTP parser and event loop `polyrec serve` gets by default; POLYREC_BENCH_HTTP forces one (a/b runs)
     http, loop = os.environ.get("POLYREC_BENCH_HTTP", "auto"), os.environ.get("POLYREC_BENCH_LOOP", "auto")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=1, http=http, loop=loop)
@@ -257,12 +264,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare-route", action="store_true", help="add a row served by FastAPI's route alone")
+    parser.add_argument(
+        "--recommend-threads", type=int, help="engine threads of the lean path (default: its own choice, 1 here)"
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--clients-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--user-list", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.recommend_threads is not None:
+        os.environ[THREADS_ENV] = str(args.recommend_threads)  # the server children inherit it
     if args.serve is not None:
         serve_child(args.serve, args.port)
         return
