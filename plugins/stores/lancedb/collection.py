@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from polyrec.contracts import Collection, Hit, SearchRows, StoreError, VectorRecord, matches, validate_filter
+from polyrec.contracts import Collection, Hit, SearchRows, StoreError, VectorRecord, matcher, validate_filter
 from polyrec.plugins.stores.checks import validate_query, validate_records
 from polyrec.plugins.stores.lancedb.bulk import (
     FragmentReceipt,
@@ -449,7 +449,8 @@ class LanceCollection(Collection):
             return []
         ids, scores, metadata = self._do(self._search(query, k, where), "search")
         hits = [_hit(item_id, score, values) for item_id, score, values in zip(ids, scores, metadata, strict=True)]
-        return [hit for hit in hits if matches(hit.metadata, filter)]  # a safety net: the SQL is exact
+        passes = matcher(filter)  # validated once, not per hit
+        return [hit for hit in hits if passes(hit.metadata)]  # a safety net: the SQL is exact
 
     def search_rows(self, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None = None) -> SearchRows:
         """From the in-memory index: the vectors come with the hits, no second lookup."""
@@ -463,7 +464,8 @@ class LanceCollection(Collection):
         rows = memory.search_rows(query, k, *self._memory_plan(memory, k, where))
         if where is None:  # no filter: nothing to check
             return rows
-        kept = [row for row, values in enumerate(rows.metadata) if matches(values, filter)]  # the safety net
+        passes = matcher(filter)  # validated once, not per hit
+        kept = [row for row, values in enumerate(rows.metadata) if passes(values)]  # the safety net
         if len(kept) == len(rows):
             return rows
         return SearchRows(
