@@ -8,7 +8,9 @@ millisecond, with exact inner-product scores. LanceDB stays the store of record;
 index is a cache of it (vectors, ids and metadata JSON), rebuilt from the table whenever it
 may be stale.
 
-Below ``exact_below`` rows the index is exact (a flat inner-product scan); from there on it
+Below ``exact_below`` rows the index is exact: a flat inner-product scan of the live rows in
+label order by :func:`~.flat_scan.top_inner_products`, the kernel the read snapshot calls too,
+so both rank alike by construction (same scores bit for bit, same order of ties). From there on it
 is IVF with 8-bit scalar-quantised codes: about sqrt(rows) k-means partitions (trained on a
 seeded sample), of which a search probes as many as the caller asks. The scan reads one byte
 per dimension instead of four (it is bound by memory bandwidth: at 100k x 384 a probe depth
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from polyrec.contracts import SearchRows
+from polyrec.plugins.stores.lancedb.flat_scan import top_inner_products
 
 __all__ = ["MemoryANN"]
 
@@ -77,10 +80,11 @@ class MemoryANN:
         self._ids: list[str | None] = []  # faiss label -> item id (None once deleted)
         self._metadata: list[str | None] = []  # faiss label -> metadata JSON
         self._decoded: dict[int, dict[str, Any]] = {}  # faiss label -> decoded metadata (hot rows)
-        self._index: Any = None
-        # label -> float32 vector, for IVF indexes (their codes are 8-bit); rows past
-        # self._used are spare capacity, so that upserts append without copying every time
+        self._index: Any = None  # faiss IVF; None while exact
+        # label -> float32 vector (the exact scan's rows; an IVF index's codes are 8-bit); rows
+        # past len(self._ids) are spare capacity, so that upserts append without copying every time
         self._vectors = np.empty((0, dim), np.float32)
+        self._live: tuple[np.ndarray, np.ndarray] | None = None  # exact: live rows and labels, once deletes left holes
         self.partitions = 0  # 0: exact
         self.trained_rows = 0
 
@@ -96,14 +100,13 @@ class MemoryANN:
 
     def rebuild(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[str]) -> None:
         """Replace the whole content (one row per id; ids unique)."""
-        import faiss
-
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         rows = len(ids)
-        if rows < self._exact_below:
-            index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-            partitions = 0
-        else:
+        index: Any = None
+        partitions = 0
+        if rows >= self._exact_below:
+            import faiss
+
             partitions = max(1, min(int(self._partitions_for(rows)), rows // _MIN_TRAIN_PER_PARTITION))
             index = faiss.IndexIVFScalarQuantizer(
                 faiss.IndexFlatIP(self.dim),
@@ -117,11 +120,11 @@ class MemoryANN:
             rng = np.random.default_rng(self._seed)
             sample = min(rows, _MAX_TRAIN_PER_PARTITION * partitions)
             index.train(vectors[np.sort(rng.choice(rows, sample, replace=False))])
-        if rows:
+        if rows and index is not None:
             index.add_with_ids(vectors, np.arange(rows, dtype=np.int64))
         with self._lock:
             self._index, self.partitions, self.trained_rows = index, partitions, rows
-            self._vectors = vectors if partitions else np.empty((0, self.dim), np.float32)
+            self._vectors, self._live = vectors, None
             self._ids, self._metadata = list(ids), list(metadata)
             self._decoded = {}
             self._slot = {item_id: label for label, item_id in enumerate(self._ids)}
@@ -132,13 +135,13 @@ class MemoryANN:
         with self._lock:
             self._remove_locked(ids)
             labels = np.arange(len(self._ids), len(self._ids) + len(ids), dtype=np.int64)
-            if self.partitions:
-                self._store_vectors_locked(len(self._ids), vectors)
+            self._store_vectors_locked(len(self._ids), vectors)
             self._ids.extend(ids)
             self._metadata.extend(metadata)
             self._slot.update(zip(ids, labels.tolist(), strict=True))
-            if len(ids):
+            if len(ids) and self._index is not None:
                 self._index.add_with_ids(vectors, labels)
+            self._live = None
 
     def _store_vectors_locked(self, start: int, vectors: np.ndarray) -> None:
         end = start + len(vectors)
@@ -151,25 +154,25 @@ class MemoryANN:
     def _vectors_locked(self, labels: np.ndarray) -> np.ndarray:
         if not len(labels):
             return np.empty((0, self.dim), np.float32)
-        if self.partitions:
-            return self._vectors[labels]  # fancy indexing: a copy
-        return self._index.reconstruct_batch(labels)
+        return self._vectors[labels]  # fancy indexing: a copy
 
     def delete(self, ids: Sequence[str]) -> None:
         with self._lock:
             self._remove_locked(ids)
 
     def _remove_locked(self, ids: Sequence[str]) -> None:
-        import faiss
-
         labels = [self._slot.pop(item_id) for item_id in dict.fromkeys(ids) if item_id in self._slot]
         if not labels:
             return
         for label in labels:
             self._ids[label] = self._metadata[label] = None
             self._decoded.pop(label, None)
-        array = np.asarray(labels, dtype=np.int64)  # the only selector a hashtable direct map takes
-        self._index.remove_ids(faiss.IDSelectorArray(len(array), faiss.swig_ptr(array)))
+        self._live = None
+        if self._index is not None:
+            import faiss
+
+            array = np.asarray(labels, dtype=np.int64)  # the only selector a hashtable direct map takes
+            self._index.remove_ids(faiss.IDSelectorArray(len(array), faiss.swig_ptr(array)))
 
     def _decoded_locked(self, labels: Sequence[int]) -> list[dict[str, Any]]:
         out = []
@@ -192,12 +195,16 @@ class MemoryANN:
         return found, vectors, metadata
 
     def labels(self, ids: Sequence[str]) -> Any:
-        """A faiss selector of the live rows among ``ids`` and how many there are (for a
-        filtered :meth:`search`; it stays right until the next rebuild: labels are not reused)."""
-        import faiss
-
+        """The live rows among ``ids`` for a filtered :meth:`search`, and how many there are: a
+        faiss selector, or while exact their labels in order (right until the next rebuild:
+        labels are not reused)."""
         with self._lock:
             labels = np.fromiter((self._slot[i] for i in ids if i in self._slot), np.int64)
+            exact = self._index is None
+        if exact:
+            return np.unique(labels), len(labels)
+        import faiss
+
         return faiss.IDSelectorBatch(labels), len(labels)
 
     def search(
@@ -238,29 +245,42 @@ class MemoryANN:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The top ``k`` live labels with exact scores, best first, and their vectors when the
         exact re-scoring read them anyway."""
-        fetch = k if not self.partitions else min(REFINE * k, len(self._slot))
+        if self._index is None:
+            scores, labels = self._exact_locked(query[0], k, selector)
+            return scores.astype(np.float64), labels, None
+        fetch = min(REFINE * k, len(self._slot))
         scores, labels = self._search_locked(query, fetch, nprobes, selector)
         found = labels[0] >= 0
         if found.sum() < k and nprobes < self.partitions:  # too few rows in the probed partitions
             scores, labels = self._search_locked(query, fetch, self.partitions, selector)
             found = labels[0] >= 0
         labels, scores = labels[0][found], scores[0][found]
-        if not self.partitions:  # exact already
-            return scores.astype(np.float64), labels, None
         vectors = self._vectors[labels]
         exact = vectors @ query[0]
         top = np.argsort(-exact, kind="stable")[:k]  # ties: the codes' order
         return exact[top].astype(np.float64), labels[top], vectors[top]
+
+    def _exact_locked(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k``: the live rows (of ``allowed`` labels) scanned in label order."""
+        if allowed is not None:
+            labels = allowed[[self._ids[label] is not None for label in allowed.tolist()]]
+            scores, rows = top_inner_products(self._vectors[labels], query, k)
+            return scores, labels[rows]
+        used = len(self._ids)
+        if used == len(self._slot):  # no deletes since the rebuild: the rows are the labels
+            return top_inner_products(self._vectors[:used], query, k)
+        if self._live is None:  # compacted once per write, not per search
+            labels = np.flatnonzero([item_id is not None for item_id in self._ids])
+            self._live = (self._vectors[labels], labels)
+        vectors, labels = self._live
+        scores, rows = top_inner_products(vectors, query, k)
+        return scores, labels[rows]
 
     def _search_locked(
         self, query: np.ndarray, k: int, nprobes: int, selector: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
-        if not self.partitions:
-            return self._index.search(
-                query, k, params=None if selector is None else faiss.SearchParameters(sel=selector)
-            )
         params = faiss.SearchParametersIVF(nprobe=min(nprobes, self.partitions))
         if selector is not None:
             params.sel = selector
