@@ -145,24 +145,33 @@ def re_fuse(assembly: Assembly, *, chunk_size: int = 1024, drop: bool = False) -
     ids = sorted(items_catalog)
     written = 0
     failures: list[ItemFailure] = []
-    for chunk in _chunks(ids, chunk_size):
-        fields, present, hashes = stored_fields(assembly, chunk)
-        has_any = np.any(np.stack(list(present.values())), axis=0)
-        keep = np.flatnonzero(has_any)
-        chunk_ids = [chunk[i] for i in keep]
-        metadata = [
-            {
-                **items_catalog[item_id],
-                HASH_KEY: item_hash({slot: hashes[slot].get(item_id) for slot in hashes}, items_catalog[item_id]),
-            }
-            for item_id in chunk_ids
-        ]
-        written += store_fused(
-            assembly,
-            chunk_ids,
-            {slot: matrix[keep] for slot, matrix in fields.items()},
-            {slot: mask[keep] for slot, mask in present.items()},
-            metadata,
-            failures,
-        )
+    if not ids:
+        return 0
+    with assembly.layout.items().bulk_writes():  # index upkeep once at the end, as an ingest does
+        for chunk in _chunks(ids, chunk_size):
+            written += _re_fuse_chunk(assembly, chunk, items_catalog, failures)
     return written
+
+
+def _re_fuse_chunk(
+    assembly: Assembly, chunk: Sequence[str], items_catalog: Mapping[str, dict[str, Any]], failures: list[ItemFailure]
+) -> int:
+    fields, present, hashes = stored_fields(assembly, chunk)
+    has_any = np.any(np.stack(list(present.values())), axis=0)
+    keep = np.flatnonzero(has_any)
+    chunk_ids = [chunk[i] for i in keep]
+    metadata = [
+        {
+            **items_catalog[item_id],
+            HASH_KEY: item_hash({slot: hashes[slot].get(item_id) for slot in hashes}, items_catalog[item_id]),
+        }
+        for item_id in chunk_ids
+    ]
+    return store_fused(
+        assembly,
+        chunk_ids,
+        {slot: matrix[keep] for slot, matrix in fields.items()},
+        {slot: mask[keep] for slot, mask in present.items()},
+        metadata,
+        failures,
+    )
