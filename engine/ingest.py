@@ -266,6 +266,8 @@ class IngestPipeline:
             for encoder in self.encoders:
                 encoder.forget_recent()
         self.base_dir = base_dir
+        self._bulk: ExitStack | None = None  # the collections' bulk_writes blocks during run()
+        self._bulk_open = False
 
     def run(
         self, chunks: Iterable[ItemChunk], progress: Callable[[int], Any] | None = None, *, check_fields: bool = True
@@ -274,26 +276,30 @@ class IngestPipeline:
         :meth:`_checked`), which suits a whole catalog, not a small batch of updates."""
         started = time.perf_counter()
         report = IngestReport(warn_failure_share=self.assembly.settings.ingest.warn_failure_share)
-        with ExitStack() as bulk:
-            opened = False
-            for group in write_groups(self._checked(iter(chunks)) if check_fields else chunks):
-                report.failures.extend(group.failures)
-                if group.items:
-                    if not opened:  # after the field check: with ``rebuild``, opening may drop a collection
-                        self._bulk_writes(bulk)
-                        opened = True
-                    report.add(self.ingest_chunk(group.items))
-                if progress is not None:
-                    progress(len(group.items) + len(group.failures))
+        try:
+            with ExitStack() as self._bulk:  # its end: each store's upkeep, once
+                for group in write_groups(self._checked(iter(chunks)) if check_fields else chunks):
+                    report.failures.extend(group.failures)
+                    if group.items:
+                        report.add(self.ingest_chunk(group.items))
+                    if progress is not None:
+                        progress(len(group.items) + len(group.failures))
+        finally:
+            self._bulk, self._bulk_open = None, False
         report.seconds = time.perf_counter() - started
         return report
 
-    def _bulk_writes(self, bulk: ExitStack) -> None:
-        """Tell every collection the ingest writes that many upserts follow (see
-        :meth:`Collection.bulk_writes`: a store may defer index upkeep to the end)."""
-        bulk.enter_context(self.layout.items(rebuild=self.rebuild).bulk_writes())
+    def _bulk_writes(self) -> None:
+        """Before the run's first write: tell every collection it writes that many upserts
+        follow (:meth:`Collection.bulk_writes`: a store may defer index upkeep to the end). Not
+        sooner: an unchanged catalog opens no field collection, and with ``rebuild`` opening
+        may drop one, which waits until the field check passed."""
+        if self._bulk is None or self._bulk_open:
+            return
+        self._bulk_open = True
+        self._bulk.enter_context(self.layout.items(rebuild=self.rebuild).bulk_writes())
         for encoder in self.encoders:
-            bulk.enter_context(self.layout.field(encoder, rebuild=self.rebuild).bulk_writes())
+            self._bulk.enter_context(self.layout.field(encoder, rebuild=self.rebuild).bulk_writes())
 
     def _checked(self, chunks: Iterator[ItemChunk]) -> Iterator[ItemChunk]:
         """The chunks, once the items read so far give every encoder slot a field (see
@@ -355,6 +361,7 @@ class IngestPipeline:
                 changed.append(item.id)
         if not changed:
             return report
+        self._bulk_writes()
         vectors = {
             encoder.slot: self._encode_slot(encoder, plan, changed, previous, report) for encoder in self.encoders
         }
