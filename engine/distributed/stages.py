@@ -14,8 +14,10 @@ any field value an encoder accepts goes through unchanged):
 - :class:`Fuser`: ``fused`` (the item vector) and ``item_metadata`` (JSON with the item hash
   and the missing slots), or ``pending`` when the fusion is not fitted yet.
 
-Every stage builds the engine's components once per actor from the resolved config
-(:class:`Job`), so a model is loaded once per actor, never per block.
+The planner and the fuser run inside the encoder actors (the first slot's pool plans, the
+last slot's fuses: see :class:`SlotEncoder`), which build the engine's components once per
+actor from the resolved config (:class:`Job`), so a model is loaded once per actor, never per
+block.
 """
 
 from __future__ import annotations
