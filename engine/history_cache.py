@@ -10,7 +10,9 @@ unchanged:
   process as the log sees it, reads the history again, and other users' events do not;
 - any write to the items (an update, a delete, a re-fusion), or another process's as a
   server's store follower reports it (:meth:`.StoreLayout.changed_elsewhere`), reads every
-  history again at its next use.
+  history again at its next use. Without a follower (an engine opened from Python), another
+  process's item writes are seen once this user's events or this process's items change, as
+  the other derived caches (popularity, the catalog centroid) see them.
 
 Callers get copies: a scorer that changes its history's arrays changes no entry.
 """
