@@ -28,10 +28,12 @@ import numpy as np
 
 from polyrec.contracts import Event, History
 
-__all__ = ["HISTORY_CACHE_BYTES", "HistoryCache"]
+__all__ = ["EVENT_BYTES", "HISTORY_CACHE_BYTES", "HistoryCache"]
 
-#: bytes of history vectors kept in all (64 MiB: ~1,700 users of 50 items at 384 dims)
+#: bytes kept in all (64 MiB: ~1,500 users of 50 events and items at 384 dims)
 HISTORY_CACHE_BYTES = 64 * 2**20
+#: what one kept event costs, counted against the bytes (an Event object and its fields' values)
+EVENT_BYTES = 600
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class _Entry:
 
     @property
     def nbytes(self) -> int:
-        return int(np.asarray(self.history.vectors).nbytes) + 64 * (len(self.events) + 1)
+        return int(np.asarray(self.history.vectors).nbytes) + EVENT_BYTES * (len(self.events) + 1)
 
 
 class HistoryCache:

@@ -14,7 +14,7 @@ from engine_fakes import plugin_manager
 
 from polyrec.contracts import History
 from polyrec.engine.engine import Engine
-from polyrec.engine.history_cache import HistoryCache
+from polyrec.engine.history_cache import EVENT_BYTES, HistoryCache
 from polyrec.engine.retrieval import Retriever
 
 TOPICS = {"space": "space rocket orbit", "cook": "pasta sauce kitchen", "jazz": "jazz saxophone swing"}
@@ -128,7 +128,7 @@ def test_the_cache_keeps_the_most_recently_used_within_its_bytes() -> None:
     def history(n: int) -> History:
         return History([f"i{j}" for j in range(n)], np.ones((n, 4), np.float32), np.arange(n, dtype=np.float64))
 
-    cache = HistoryCache(max_bytes=3 * (10 * 4 * 4 + 64))  # three users of ten 4-d float32 rows, no events
+    cache = HistoryCache(max_bytes=3 * (10 * 4 * 4 + EVENT_BYTES))  # three users of ten 4-d float32 rows, no events
     for user in ("a", "b", "c"):
         cache.put(user, [], 0, history(10), set())
     assert cache.get("a", [], 0) is not None  # a is the most recent now
