@@ -56,6 +56,7 @@ from polyrec.contracts.records import (
     has_value,
     is_missing,
 )
+from polyrec.contracts.uris import is_object_uri
 
 __all__ = [
     "ActorPoolSettings",
@@ -104,6 +105,7 @@ __all__ = [
     "has_value",
     "is_missing",
     "matcher",
+    "is_object_uri",
     "matches",
     "recency_weights",
     "validate_filter",

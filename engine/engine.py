@@ -39,6 +39,7 @@ from polyrec.contracts import (
     Recommendation,
     Scorer,
     VectorRecord,
+    is_object_uri,
 )
 from polyrec.engine._deprecated import warn_moved
 from polyrec.engine.assembly import Assembly, assemble
@@ -143,7 +144,7 @@ class Engine:
             from polyrec.engine.distributed import ray_ingest
 
             return ray_ingest(self, items, distributed, rebuild=rebuild, check_fields=check_fields)
-        if isinstance(items, str) and "://" in items and not items.startswith("file://"):
+        if isinstance(items, str) and is_object_uri(items):
             raise PolyrecError(f"{items}: a catalog on object storage is read by a Ray ingest (ray=True, --ray)")
         self._re_fuse_if_fusion_changed(rebuild=rebuild)
         pipeline = IngestPipeline(self.assembly, rebuild=rebuild, base_dir=source_dir(items))

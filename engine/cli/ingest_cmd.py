@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from polyrec.contracts import is_object_uri
 from polyrec.engine.cli._engine_args import add_config_argument, open_engine
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _catalog_argument(text: str) -> Path | str:
     """A path, or an object storage URI kept as written (a Path would fold its '//')."""
-    return text if "://" in text and not text.startswith("file://") else Path(text)
+    return text if is_object_uri(text) else Path(text)
 
 
 def run_ingest(args: argparse.Namespace) -> int:

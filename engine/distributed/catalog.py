@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from polyrec.contracts import PolyrecError
+from polyrec.contracts import PolyrecError, is_object_uri
 
 if TYPE_CHECKING:
     from polyrec.engine.assembly import Assembly
@@ -29,7 +29,6 @@ __all__ = [
     "catalog_files",
     "check_catalog_fields",
     "check_chunks",
-    "is_object_uri",
     "object_filesystem",
     "opened_catalog_file",
 ]
@@ -41,12 +40,6 @@ _S3_KEYS = {
     "region": ("region", "aws_region", "aws_default_region"),
     "endpoint_override": ("endpoint", "aws_endpoint", "endpoint_url", "aws_endpoint_url"),
 }
-
-
-def is_object_uri(entry: Any) -> bool:
-    """``s3://``, ``gs://``, ``az://``, ... (``file://`` and plain paths are local), as the store says."""
-    text = str(entry)
-    return isinstance(entry, str) and "://" in text and not text.startswith("file://")
 
 
 def object_filesystem(uri: str, storage_options: Mapping[str, str] | None = None) -> tuple[Any, str]:

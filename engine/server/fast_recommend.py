@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 from starlette.responses import Response
 from starlette.routing import compile_path
 
-from polyrec.contracts import PolyrecError, Slot
+from polyrec.contracts import PolyrecError, Slot, is_object_uri
 from polyrec.engine.server.context import ServerContext
 from polyrec.engine.server.errors import ApiError, api_error_response, polyrec_error_response
 from polyrec.engine.server.routes_users import RECOMMEND_PATH, recommendations
@@ -81,8 +81,7 @@ def recommend_threads(store: Slot) -> int:
     holds the GIL, so calls run one at a time (measured with 16 clients: 16 at once on the thread
     pool cost ~5 ms more server CPU per call than the call itself). A store behind a URL (``s3://``,
     a database server) makes calls wait on the network: several overlap those waits."""
-    uri = str(store.params.get("uri", ""))
-    return NETWORK_THREADS if "://" in uri and not uri.startswith("file://") else LOCAL_THREADS
+    return NETWORK_THREADS if is_object_uri(store.params.get("uri", "")) else LOCAL_THREADS
 
 
 class FastRecommend:

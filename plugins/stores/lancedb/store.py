@@ -82,7 +82,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from polyrec.contracts import ComponentConfig, StoreError, VectorStore, hookimpl
+from polyrec.contracts import ComponentConfig, StoreError, VectorStore, hookimpl, is_object_uri
 from polyrec.plugins.stores.checks import check_provenance
 from polyrec.plugins.stores.lancedb.collection import LanceCollection, auto_nprobes, auto_num_partitions
 from polyrec.plugins.stores.lancedb.events import LanceEventLog
@@ -184,8 +184,7 @@ class LanceDBConfig(ComponentConfig):
 
 def is_remote(uri: str | Path) -> bool:
     """``s3://``, ``gs://``, ``az://``, ... (``file://`` and plain paths are local)."""
-    text = str(uri)
-    return "://" in text and not text.startswith("file://")
+    return is_object_uri(uri)
 
 
 # -- the store ----------------------------------------------------------------------------------
