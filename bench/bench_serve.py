@@ -15,7 +15,8 @@ folder. Then:
   random users for ``--seconds``.
 
 Reported: calls/s, p50, p99 and CPU milliseconds per call of both (the server process's CPU from
-/proc: less sensitive to other load on the machine than wall time), and the served throughput as
+/proc: less sensitive to other load on the machine than wall time; split after the table between the
+event loop thread and the others, since with one GIL their sum bounds the served rate), and the served throughput as
 a share of the in-process rate (the issue's goal: >= 0.8x, p99 < 100 ms with 16 clients on a
 quiet machine). ``--compare-route`` adds a third row: the same server with the route's lean path
 (``engine/server/fast_recommend.py``) taken out, so FastAPI's route answers (the server's own
@@ -96,13 +97,36 @@ def in_process(workdir: Path, users: list[str], seconds: float) -> tuple[list[fl
     return latencies, cpu * 1e3 / max(1, len(latencies))
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux ``/proc``; None elsewhere)."""
+def _cpu_seconds(pid: int, task: str | None = None) -> float | None:
+    """User + system CPU seconds of a process, or of one of its threads (Linux ``/proc``; None elsewhere)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stat = Path(f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat")
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process (Linux ``/proc``; empty elsewhere)."""
+    seconds: dict[int, float] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    for task in tasks:
+        value = _cpu_seconds(pid, task)
+        if value is not None:
+            seconds[int(task)] = value
+    return seconds
+
+
+def _split_ms(pid: int, before: dict[int, float], after: dict[int, float], requests: int) -> tuple[float, float]:
+    """CPU ms per request of the main thread (uvicorn's event loop) and of all other threads
+    (the engine's, any BLAS or OpenMP pool): where a served request's CPU goes beyond the call."""
+    spent = {task: value - before.get(task, 0.0) for task, value in after.items()}
+    loop = spent.pop(pid, 0.0)
+    return loop * 1e3 / max(1, requests), sum(spent.values()) * 1e3 / max(1, requests)
 
 
 def serve_child(workdir: Path, port: int) -> None:
@@ -189,9 +213,10 @@ def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
 
 def served(
     workdir: Path, users: list[str], clients: int, seconds: float, route_only: bool = False
-) -> tuple[float, list[float], float | None, int]:
-    """(seconds, latencies in ms, the server's CPU ms per request, non-200 answers) of the served run;
-    ``route_only``: without the route's lean path."""
+) -> tuple[float, list[float], float | None, int, tuple[float, float] | None]:
+    """(seconds, latencies in ms, the server's CPU ms per request, non-200 answers, that CPU split
+    between the event loop and the other threads) of the served run; ``route_only``: without the
+    route's lean path."""
     port = _free_port()
     me = [sys.executable, str(Path(__file__).resolve())]
     env = (
@@ -210,13 +235,13 @@ def served(
                 ),
                 timeout=30,
             ).read()
-        cpu = _cpu_seconds(server.pid)
+        cpu, threads = _cpu_seconds(server.pid), _thread_cpu_seconds(server.pid)
         load = subprocess.run(
             [*me, "--clients-child", str(port), "--clients", str(clients), "--seconds", str(seconds),
              "--user-list", ",".join(users)],
             capture_output=True, text=True, check=True, timeout=seconds + 120,
         )  # fmt: skip
-        after = _cpu_seconds(server.pid)
+        after, threads_after = _cpu_seconds(server.pid), _thread_cpu_seconds(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -224,22 +249,27 @@ def served(
     latencies = [latency for latency, _ in report["results"]]
     bad = sum(1 for _, status in report["results"] if status != 200)
     cpu_ms = None if cpu is None or after is None else (after - cpu) * 1e3 / max(1, len(latencies))
-    return float(report["seconds"]), latencies, cpu_ms, bad
+    split = _split_ms(server.pid, threads, threads_after, len(latencies)) if threads_after else None
+    return float(report["seconds"]), latencies, cpu_ms, bad, split
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:
     users = build_store(workdir, args.items, args.users, args.dim, args.seed)
     local, local_cpu = in_process(workdir, users, args.seconds)
-    seconds, remote, remote_cpu, bad = served(workdir, users, args.clients, args.seconds)
+    seconds, remote, remote_cpu, bad, split = served(workdir, users, args.clients, args.seconds)
     local_rate = len(local) / (sum(local) / 1e3)
     remote_rate = len(remote) / seconds
     rows = [
         ("in process, one call at a time", local_rate, local, local_cpu),
         (f"served, {args.clients} clients, 1 worker", remote_rate, remote, remote_cpu),
     ]
+    splits = [(rows[1][0], split)]
     if args.compare_route:
-        route_seconds, route, route_cpu, route_bad = served(workdir, users, args.clients, args.seconds, True)
+        route_seconds, route, route_cpu, route_bad, route_split = served(
+            workdir, users, args.clients, args.seconds, True
+        )
         rows.append(("served, FastAPI route only", len(route) / route_seconds, route, route_cpu))
+        splits.append(("served, FastAPI route only", route_split))
         bad += route_bad
     print(f"{args.items:,} items x {args.dim}, {args.users} users, recommend k={K}")
     print(f"{'':>34}  {'calls/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'x in-process':>12}  {'CPU ms/call':>11}")
@@ -247,6 +277,9 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         p50, p99 = np.percentile(latencies, [50, 99])
         cpu_text = "-" if cpu is None else f"{cpu:.2f}"
         print(f"{name:>34}  {rate:8.1f}  {p50:7.2f}  {p99:7.2f}  {rate / local_rate:11.2f}x  {cpu_text:>11}")
+    for name, parts in splits:  # the event loop and the engine share one GIL: their sum bounds the rate
+        if parts is not None:
+            print(f"{name}: server CPU ms/request {parts[0]:.2f} event loop + {parts[1]:.2f} other threads (engine)")
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"(goal: served >= 0.8x in process, p99 < 100 ms; load average {load} on {os.cpu_count()} CPUs)")
     if bad:
