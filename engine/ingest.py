@@ -20,6 +20,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +42,10 @@ __all__ = [
     "IngestReport",
     "IngestPipeline",
     "SlotWrite",
+    "encode_slot",
     "item_metadata",
     "write_groups",
+    "store_slot",
     "write_slot",
 ]
 
@@ -195,6 +198,18 @@ def write_slot(
     value failed, or the store rejected it) lose the old one. Ingest and fit's re-encoding
     both write through here, so both report failures and clean up the same way.
     """
+    written = encode_slot(encoder, collection, values, hashes, failures)
+    return store_slot(collection, written, hashes, metadata, failures, replaced=replaced)
+
+
+def encode_slot(
+    encoder: FieldEncoder,
+    collection: Collection,
+    values: Mapping[str, Any],
+    hashes: Mapping[str, str],
+    failures: list[ItemFailure],
+) -> SlotWrite:
+    """The first half of :func:`write_slot`: vectors of ``values``, cached or encoded; nothing written."""
     vectors = FieldEncoder.cached(collection, hashes)
     written = SlotWrite(vectors, cached=len(vectors))
     todo = {item_id: values[item_id] for item_id in hashes if item_id not in vectors}
@@ -204,15 +219,28 @@ def write_slot(
         written.cached += fresh.reused
         failures += fresh.failures
         vectors.update(fresh.vectors)
+    return written
+
+
+def store_slot(
+    collection: Collection,
+    written: SlotWrite,
+    hashes: Mapping[str, str],
+    metadata: Mapping[str, Mapping[str, Any]],
+    failures: list[ItemFailure],
+    *,
+    replaced: Iterable[str] = (),
+) -> SlotWrite:
+    """The second half of :func:`write_slot`: upsert ``written``'s vectors, drop the stale ones."""
     # cached vectors are written again too: the item's metadata may be what changed
     records = [
         VectorRecord(id=item_id, vector=vector, metadata={**metadata[item_id], HASH_KEY: hashes[item_id]})
-        for item_id, vector in vectors.items()
+        for item_id, vector in written.vectors.items()
     ]
     before = len(failures)
     upsert_isolating(collection, records, failures)
     rejected = {failure.item_id for failure in failures[before:]}
-    written.vectors = {item_id: vector for item_id, vector in vectors.items() if item_id not in rejected}
+    written.vectors = {item_id: vector for item_id, vector in written.vectors.items() if item_id not in rejected}
     stale = [item_id for item_id in replaced if item_id not in written.vectors]
     if stale:
         collection.delete(stale)
@@ -254,6 +282,57 @@ def _storable(items: Sequence[Item]) -> tuple[list[Item], list[ItemFailure]]:
     return kept, failures
 
 
+@dataclass
+class _EncodedChunk:
+    """One chunk encoded and not written yet: its plan, the changed ids, what was stored for
+    its ids before, and per slot the vectors and the encode failures."""
+
+    plan: _ChunkPlan
+    report: IngestReport
+    changed: list[str] = field(default_factory=list)
+    previous: dict[str, Any] = field(default_factory=dict)
+    slots: dict[str, tuple[SlotWrite, list[ItemFailure]]] = field(default_factory=dict)
+
+
+class _WriteBehind:
+    """One write at a time in a background thread, with a queue of one: :meth:`submit` first
+    waits for the write before it, so groups are written in order and a write's error is
+    raised (by the next :meth:`submit`, :meth:`wait` or the block's end) before any later
+    group writes anything. A group's ``done`` runs in the caller's thread, in order.
+
+    Leaving the block waits for the write in flight; when the block ends by an error, an
+    error of that earlier write is the one raised (an in-order ingest would have met it
+    first), the block's own then being its ``__context__``."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polyrec-ingest-write")
+        self._pending: tuple[Future[IngestReport], Callable[[IngestReport], None], set[str]] | None = None
+
+    def __enter__(self) -> _WriteBehind:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def writing(self, ids: Iterable[str]) -> bool:
+        """Whether the write in flight writes any of ``ids``."""
+        return self._pending is not None and not self._pending[2].isdisjoint(ids)
+
+    def submit(self, ids: set[str], write: Callable[[], IngestReport], done: Callable[[IngestReport], None]) -> None:
+        self.wait()
+        self._pending = (self._pool.submit(write), done, ids)
+
+    def wait(self) -> None:
+        if self._pending is None:
+            return
+        future, done, _ = self._pending
+        self._pending = None
+        done(future.result())
+
+
 class IngestPipeline:
     """Runs chunks of items through the encoders, the cache, the fusion and the store."""
 
@@ -273,21 +352,38 @@ class IngestPipeline:
         self, chunks: Iterable[ItemChunk], progress: Callable[[int], Any] | None = None, *, check_fields: bool = True
     ) -> IngestReport:
         """Ingest every chunk; ``check_fields`` first checks the config against the items (see
-        :meth:`_checked`), which suits a whole catalog, not a small batch of updates."""
+        :meth:`_checked`), which suits a whole catalog, not a small batch of updates.
+
+        Each write group's writes (field vectors, fusing, ``items``) run in one background
+        thread while the next group is read, hashed and encoded: the writes are mostly
+        single-threaded, and torch's encode keeps the other cores busy meanwhile. The groups
+        are still written one at a time and in order (see :class:`_WriteBehind`)."""
         started = time.perf_counter()
         report = IngestReport(warn_failure_share=self.assembly.settings.ingest.warn_failure_share)
         try:
-            with ExitStack() as self._bulk:  # its end: each store's upkeep, once
+            with ExitStack() as self._bulk, _WriteBehind() as behind:  # the stack's end: each store's upkeep, once
                 for group in write_groups(self._checked(iter(chunks)) if check_fields else chunks):
-                    report.failures.extend(group.failures)
-                    if group.items:
-                        report.add(self.ingest_chunk(group.items))
-                    if progress is not None:
-                        progress(len(group.items) + len(group.failures))
+                    encoded = self._encode_chunk(group.items, behind) if group.items else None
+                    behind.submit(
+                        set(encoded.changed) if encoded is not None else set(),
+                        (lambda encoded=encoded: self._store_chunk(encoded)) if encoded is not None else IngestReport,
+                        lambda written, group=group: self._done(report, group, written, progress),
+                    )
         finally:
             self._bulk, self._bulk_open = None, False
         report.seconds = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _done(
+        report: IngestReport, group: ItemChunk, written: IngestReport, progress: Callable[[int], Any] | None
+    ) -> None:
+        """A group is written: its reader failures, then its own report, as an in-order run adds them."""
+        report.failures.extend(group.failures)
+        if group.items:
+            report.add(written)
+        if progress is not None:
+            progress(len(group.items) + len(group.failures))
 
     def _bulk_writes(self) -> None:
         """Before the run's first write: tell every collection it writes that many upserts
@@ -347,49 +443,67 @@ class IngestPipeline:
         return plan
 
     def ingest_chunk(self, items: Sequence[Item]) -> IngestReport:
+        """Encode and write one chunk, in this thread."""
+        return self._store_chunk(self._encode_chunk(items))
+
+    def _encode_chunk(self, items: Sequence[Item], behind: _WriteBehind | None = None) -> _EncodedChunk:
+        """Everything of one chunk that writes nothing: plan, unchanged items, field vectors.
+
+        ``behind``: a write of an earlier group may still run; it is waited for when this
+        chunk has one of its ids (what is stored for those ids is read here)."""
         items, refused = _storable(items)
         plan = self.plan(items)
-        report = IngestReport(failures=refused + list(plan.failures))
+        if behind is not None and behind.writing(plan.metadata):
+            behind.wait()
+        encoded = _EncodedChunk(plan, IngestReport(failures=refused + list(plan.failures)))
         items_collection = self.layout.items(rebuild=self.rebuild)
         previous = {record.id: record.metadata.get(HASH_KEY) for record in items_collection.get(list(plan.metadata))}
-        changed = []
+        encoded.previous = previous
         for item in plan.items:
             if previous.get(item.id) == plan.item_hash(item.id):
-                report.unchanged += 1
-                report.cached += sum(item.id in values for values in plan.values.values())
+                encoded.report.unchanged += 1
+                encoded.report.cached += sum(item.id in values for values in plan.values.values())
             else:
-                changed.append(item.id)
+                encoded.changed.append(item.id)
+        if encoded.changed:
+            self._bulk_writes()
+            for encoder in self.encoders:
+                encoded.slots[encoder.slot] = self._encode_slot(encoder, encoded)
+        return encoded
+
+    def _encode_slot(self, encoder: FieldEncoder, encoded: _EncodedChunk) -> tuple[SlotWrite, list[ItemFailure]]:
+        slot_hashes = encoded.plan.hashes[encoder.slot]
+        hashes = {item_id: slot_hashes[item_id] for item_id in encoded.changed if item_id in slot_hashes}
+        values = encoded.plan.values[encoder.slot]
+        failures: list[ItemFailure] = []
+        collection = self.layout.field(encoder, rebuild=self.rebuild)
+        written = encode_slot(encoder, collection, {item_id: values[item_id] for item_id in hashes}, hashes, failures)
+        return written, failures
+
+    def _store_chunk(self, encoded: _EncodedChunk) -> IngestReport:
+        """Everything of one chunk that writes: field vectors, then the fused items."""
+        report, plan, changed = encoded.report, encoded.plan, encoded.changed
         if not changed:
             return report
-        self._bulk_writes()
-        vectors = {
-            encoder.slot: self._encode_slot(encoder, plan, changed, previous, report) for encoder in self.encoders
-        }
-        self._fuse_and_store(plan, changed, vectors, previous, report)
+        vectors = {}
+        for encoder in self.encoders:
+            written, failures = encoded.slots[encoder.slot]
+            report.failures += failures  # a slot's encode failures, then its write's: as write_slot adds them
+            slot_hashes = plan.hashes[encoder.slot]
+            hashes = {item_id: slot_hashes[item_id] for item_id in changed if item_id in slot_hashes}
+            store_slot(
+                self.layout.field(encoder, rebuild=self.rebuild),
+                written,
+                hashes,
+                plan.metadata,
+                report.failures,
+                replaced=[item_id for item_id in changed if item_id in encoded.previous],
+            )
+            report.encoded += written.encoded
+            report.cached += written.cached
+            vectors[encoder.slot] = written.vectors
+        self._fuse_and_store(plan, changed, vectors, encoded.previous, report)
         return report
-
-    def _encode_slot(
-        self,
-        encoder: FieldEncoder,
-        plan: _ChunkPlan,
-        changed: Sequence[str],
-        previous: Mapping[str, Any],
-        report: IngestReport,
-    ) -> dict[str, np.ndarray]:
-        slot_hashes = plan.hashes[encoder.slot]
-        hashes = {item_id: slot_hashes[item_id] for item_id in changed if item_id in slot_hashes}
-        written = write_slot(
-            encoder,
-            self.layout.field(encoder, rebuild=self.rebuild),
-            {item_id: plan.values[encoder.slot][item_id] for item_id in hashes},
-            hashes,
-            plan.metadata,
-            report.failures,
-            replaced=[item_id for item_id in changed if item_id in previous],
-        )
-        report.encoded += written.encoded
-        report.cached += written.cached
-        return written.vectors
 
     def _fuse_and_store(
         self,
