@@ -208,9 +208,15 @@ def encode_slot(
     values: Mapping[str, Any],
     hashes: Mapping[str, str],
     failures: list[ItemFailure],
+    *,
+    stored_ids: Container[str] | None = None,
 ) -> SlotWrite:
-    """The first half of :func:`write_slot`: vectors of ``values``, cached or encoded; nothing written."""
-    vectors = FieldEncoder.cached(collection, hashes)
+    """The first half of :func:`write_slot`: vectors of ``values``, cached or encoded; nothing written.
+
+    ``stored_ids``: when known, the only ids ``collection`` can hold (see :class:`_RunWrites`);
+    the others are not looked up."""
+    lookup = hashes if stored_ids is None else {key: digest for key, digest in hashes.items() if key in stored_ids}
+    vectors = FieldEncoder.cached(collection, lookup)
     written = SlotWrite(vectors, cached=len(vectors))
     todo = {item_id: values[item_id] for item_id in hashes if item_id not in vectors}
     if todo:
@@ -283,15 +289,61 @@ def _storable(items: Sequence[Item]) -> tuple[list[Item], list[ItemFailure]]:
 
 
 @dataclass
+class _SlotEncode:
+    """One slot of an encoded chunk: its vectors, the content hashes of the changed items that
+    have a value (what :func:`store_slot` writes with them) and the encode failures."""
+
+    written: SlotWrite
+    hashes: dict[str, str]
+    failures: list[ItemFailure]
+
+
+@dataclass
 class _EncodedChunk:
     """One chunk encoded and not written yet: its plan, the changed ids, what was stored for
-    its ids before, and per slot the vectors and the encode failures."""
+    its ids before, and per slot what :class:`_SlotEncode` holds."""
 
     plan: _ChunkPlan
     report: IngestReport
     changed: list[str] = field(default_factory=list)
     previous: dict[str, Any] = field(default_factory=dict)
-    slots: dict[str, tuple[SlotWrite, list[ItemFailure]]] = field(default_factory=dict)
+    slots: dict[str, _SlotEncode] = field(default_factory=dict)
+
+
+#: the most ids :class:`_RunWrites` keeps (a few MiB); past them, every group looks its ids up
+RUN_WRITES_MOST_IDS = 100_000
+
+
+class _RunWrites:
+    """Which ids a collection can hold during one run, when it was empty as the run first read
+    it (a fresh store, a rebuild): only those the run has sent to be written since. Their
+    look-ups (the items' stored hashes, a slot's cached vectors) are then skipped for every
+    other id, and for a whole group when none is left: a first ingest reads nothing back.
+
+    Past ``most`` ids (default :data:`RUN_WRITES_MOST_IDS`) the set is dropped and every id is
+    looked up again, as for a collection that held rows. Rows another process writes into the
+    fresh collection during the run are not looked for: this run stores what it encodes for
+    those ids, as when such a write lands between any ingest's look-up and its write."""
+
+    def __init__(self, most: int | None = None) -> None:
+        self._most = RUN_WRITES_MOST_IDS if most is None else most
+        self._sent: set[str] | None = set()
+        self._empty: dict[str, bool] = {}  # collection name -> empty when the run first read it
+
+    def stored_ids(self, collection: Collection) -> set[str] | None:
+        """The only ids ``collection`` can hold now, or None when any may be there."""
+        if self._sent is None:
+            return None
+        if collection.name not in self._empty:
+            self._empty[collection.name] = collection.count() == 0
+        return self._sent if self._empty[collection.name] else None
+
+    def sent(self, ids: Iterable[str]) -> None:
+        """``ids`` go to be written (before the next group is read back)."""
+        if self._sent is not None:
+            self._sent.update(ids)
+            if len(self._sent) > self._most:
+                self._sent = None
 
 
 class _WriteBehind:
@@ -347,6 +399,7 @@ class IngestPipeline:
         self.base_dir = base_dir
         self._bulk: ExitStack | None = None  # the collections' bulk_writes blocks during run()
         self._bulk_open = False
+        self._writes: _RunWrites | None = None  # during run(): what its collections can hold
 
     def run(
         self, chunks: Iterable[ItemChunk], progress: Callable[[int], Any] | None = None, *, check_fields: bool = True
@@ -360,6 +413,7 @@ class IngestPipeline:
         are still written one at a time and in order (see :class:`_WriteBehind`)."""
         started = time.perf_counter()
         report = IngestReport(warn_failure_share=self.assembly.settings.ingest.warn_failure_share)
+        self._writes = _RunWrites()
         try:
             with ExitStack() as self._bulk, _WriteBehind() as behind:  # the stack's end: each store's upkeep, once
                 for group in write_groups(self._checked(iter(chunks)) if check_fields else chunks):
@@ -370,7 +424,7 @@ class IngestPipeline:
                         lambda written, group=group: self._done(report, group, written, progress),
                     )
         finally:
-            self._bulk, self._bulk_open = None, False
+            self._bulk, self._bulk_open, self._writes = None, False, None
         report.seconds = time.perf_counter() - started
         return report
 
@@ -457,7 +511,12 @@ class IngestPipeline:
             behind.wait()
         encoded = _EncodedChunk(plan, IngestReport(failures=refused + list(plan.failures)))
         items_collection = self.layout.items(rebuild=self.rebuild)
-        previous = {record.id: record.metadata.get(HASH_KEY) for record in items_collection.get(list(plan.metadata))}
+        lookup = list(plan.metadata)
+        if (stored_ids := self._stored_ids(items_collection)) is not None:
+            lookup = [item_id for item_id in lookup if item_id in stored_ids]
+        previous = (
+            {record.id: record.metadata.get(HASH_KEY) for record in items_collection.get(lookup)} if lookup else {}
+        )
         encoded.previous = previous
         for item in plan.items:
             if previous.get(item.id) == plan.item_hash(item.id):
@@ -469,16 +528,28 @@ class IngestPipeline:
             self._bulk_writes()
             for encoder in self.encoders:
                 encoded.slots[encoder.slot] = self._encode_slot(encoder, encoded)
+            if self._writes is not None:
+                self._writes.sent(encoded.changed)
         return encoded
 
-    def _encode_slot(self, encoder: FieldEncoder, encoded: _EncodedChunk) -> tuple[SlotWrite, list[ItemFailure]]:
+    def _stored_ids(self, collection: Collection) -> set[str] | None:
+        return self._writes.stored_ids(collection) if self._writes is not None else None
+
+    def _encode_slot(self, encoder: FieldEncoder, encoded: _EncodedChunk) -> _SlotEncode:
         slot_hashes = encoded.plan.hashes[encoder.slot]
         hashes = {item_id: slot_hashes[item_id] for item_id in encoded.changed if item_id in slot_hashes}
         values = encoded.plan.values[encoder.slot]
         failures: list[ItemFailure] = []
         collection = self.layout.field(encoder, rebuild=self.rebuild)
-        written = encode_slot(encoder, collection, {item_id: values[item_id] for item_id in hashes}, hashes, failures)
-        return written, failures
+        written = encode_slot(
+            encoder,
+            collection,
+            {item_id: values[item_id] for item_id in hashes},
+            hashes,
+            failures,
+            stored_ids=self._stored_ids(collection),
+        )
+        return _SlotEncode(written, hashes, failures)
 
     def _store_chunk(self, encoded: _EncodedChunk) -> IngestReport:
         """Everything of one chunk that writes: field vectors, then the fused items."""
@@ -487,14 +558,13 @@ class IngestPipeline:
             return report
         vectors = {}
         for encoder in self.encoders:
-            written, failures = encoded.slots[encoder.slot]
-            report.failures += failures  # a slot's encode failures, then its write's: as write_slot adds them
-            slot_hashes = plan.hashes[encoder.slot]
-            hashes = {item_id: slot_hashes[item_id] for item_id in changed if item_id in slot_hashes}
+            slot = encoded.slots[encoder.slot]
+            written = slot.written
+            report.failures += slot.failures  # a slot's encode failures, then its write's: as write_slot adds them
             store_slot(
                 self.layout.field(encoder, rebuild=self.rebuild),
                 written,
-                hashes,
+                slot.hashes,
                 plan.metadata,
                 report.failures,
                 replaced=[item_id for item_id in changed if item_id in encoded.previous],
