@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from polyrec.contracts import Event, VectorRecord
+from polyrec.contracts import Collection, Event, VectorRecord
 from polyrec.plugins.stores.lancedb import LanceDBStore
 from polyrec.plugins.stores.lancedb.snapshot import SNAPSHOT_FILE
 from polyrec.plugins.stores.lancedb.snapshot_views import SnapshotCollection, SnapshotEventLog
@@ -86,6 +86,15 @@ def test_reads_from_the_snapshot_equal_lancedb_reads(db: Path) -> None:
                 got, want = snap.search(query, k, filter), lance.search(query, k, filter)
                 assert _hits(got) == _hits(want), (filter, k)
                 assert [h.score for h in got] == [h.score for h in want], (filter, k)
+                rows = snap.search_rows(query, k, filter)  # the engine's re-rank read: columns from the snapshot
+                for other in (lance.search_rows(query, k, filter), Collection.search_rows(snap, query, k, filter)):
+                    assert rows.ids == other.ids and rows.metadata == other.metadata, (filter, k)
+                    assert rows.scores.dtype == other.scores.dtype and rows.scores.tolist() == other.scores.tolist()
+                    assert rows.vectors.dtype == np.float32 and np.array_equal(rows.vectors, other.vectors)
+    empty = snap.search_rows(queries[0], 0)
+    assert empty.ids == [] and empty.vectors.shape == (0, DIM)
+    with pytest.raises(ValueError, match="items"):  # a malformed query is refused naming the collection
+        snap.search_rows(np.zeros(DIM + 1, np.float32), 3)
     snap_log, lance_log = fast.events(), full.events()
     assert isinstance(snap_log, SnapshotEventLog)
     for user in (None, "u0", "u1", "u3", "nobody"):
