@@ -1,7 +1,8 @@
 """Served ``GET /users/{id}/recommendations`` under concurrent clients, against ``Engine.recommend``
 called in-process one at a time in the same run.
 
-    python bench/bench_serve.py [--items 20000] [--users 200] [--clients 16] [--seconds 15] [--compare-route]
+    python bench/bench_serve.py [--items 20000] [--users 200] [--clients 16] [--seconds 10] [--rounds 3]
+                                [--compare-route]
 
 The store is ``bench_recommend``'s (synthetic 384-d embeddings through its ``bench-rows`` encoder,
 LanceDB, ``weighted-concat``, ``target-attention``, 200 candidates), built once in a temporary
@@ -13,6 +14,10 @@ folder. Then:
   127.0.0.1 port, one uvicorn worker; ``--clients`` keep-alive connections from a second child
   process (asyncio, raw HTTP/1.1, so the client costs little CPU) ask for recommendations of
   random users for ``--seconds``.
+
+The rows run in turn, ``--rounds`` times (in process, served, in process, ...), so a drift in the
+machine's speed during the run hits both alike; the table gives each row's medians over the rounds,
+and the served share of the in-process rate is the median of the shares within each round.
 
 Reported: calls/s, p50, p99 and CPU milliseconds per call of both (the server process's CPU from
 /proc: less sensitive to other load on the machine than wall time; split after the table between the
@@ -39,6 +44,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -253,33 +259,61 @@ def served(
     return float(report["seconds"]), latencies, cpu_ms, bad, split
 
 
+@dataclass(frozen=True)
+class Round:
+    """One measurement of a row: calls/s, latencies (ms), CPU ms per call, the served CPU split."""
+
+    rate: float
+    latencies: list[float]
+    cpu: float | None
+    split: tuple[float, float] | None
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def measure(
+    args: argparse.Namespace, workdir: Path, users: list[str], names: list[str]
+) -> tuple[list[list[Round]], int]:
+    """``args.rounds`` rounds of every row, in turn, so that a drift in the machine's speed hits
+    each row alike; and the number of non-200 answers."""
+    rounds: list[list[Round]] = []
+    bad = 0
+    for _ in range(args.rounds):
+        local, local_cpu = in_process(workdir, users, args.seconds)
+        measured = [Round(len(local) / (sum(local) / 1e3), local, local_cpu, None)]
+        for route_only in [False, True][: len(names) - 1]:
+            seconds, latencies, cpu, failed, split = served(workdir, users, args.clients, args.seconds, route_only)
+            measured.append(Round(len(latencies) / seconds, latencies, cpu, split))
+            bad += failed
+        rounds.append(measured)
+    return rounds, bad
+
+
 def run(args: argparse.Namespace, workdir: Path) -> int:
     users = build_store(workdir, args.items, args.users, args.dim, args.seed)
-    local, local_cpu = in_process(workdir, users, args.seconds)
-    seconds, remote, remote_cpu, bad, split = served(workdir, users, args.clients, args.seconds)
-    local_rate = len(local) / (sum(local) / 1e3)
-    remote_rate = len(remote) / seconds
-    rows = [
-        ("in process, one call at a time", local_rate, local, local_cpu),
-        (f"served, {args.clients} clients, 1 worker", remote_rate, remote, remote_cpu),
-    ]
-    splits = [(rows[1][0], split)]
+    names = ["in process, one call at a time", f"served, {args.clients} clients, 1 worker"]
     if args.compare_route:
-        route_seconds, route, route_cpu, route_bad, route_split = served(
-            workdir, users, args.clients, args.seconds, True
-        )
-        rows.append(("served, FastAPI route only", len(route) / route_seconds, route, route_cpu))
-        splits.append(("served, FastAPI route only", route_split))
-        bad += route_bad
-    print(f"{args.items:,} items x {args.dim}, {args.users} users, recommend k={K}")
+        names.append("served, FastAPI route only")
+    rounds, bad = measure(args, workdir, users, names)
+    print(f"{args.items:,} items x {args.dim}, {args.users} users, recommend k={K}; medians of {args.rounds} rounds")
     print(f"{'':>34}  {'calls/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'x in-process':>12}  {'CPU ms/call':>11}")
-    for name, rate, latencies, cpu in rows:
-        p50, p99 = np.percentile(latencies, [50, 99])
-        cpu_text = "-" if cpu is None else f"{cpu:.2f}"
-        print(f"{name:>34}  {rate:8.1f}  {p50:7.2f}  {p99:7.2f}  {rate / local_rate:11.2f}x  {cpu_text:>11}")
-    for name, parts in splits:  # the event loop and the engine share one GIL: their sum bounds the rate
-        if parts is not None:
-            print(f"{name}: server CPU ms/request {parts[0]:.2f} event loop + {parts[1]:.2f} other threads (engine)")
+    for column, name in enumerate(names):
+        runs = [measured[column] for measured in rounds]
+        rate = _median([run.rate for run in runs])
+        ratio = _median([measured[column].rate / measured[0].rate for measured in rounds])  # within each round
+        p50, p99 = np.percentile([latency for run in runs for latency in run.latencies], [50, 99])
+        cpus = [run.cpu for run in runs if run.cpu is not None]
+        cpu_text = f"{_median(cpus):.2f}" if cpus else "-"
+        print(f"{name:>34}  {rate:8.1f}  {p50:7.2f}  {p99:7.2f}  {ratio:11.2f}x  {cpu_text:>11}")
+    for column, name in enumerate(names[1:], start=1):
+        per_round = " ".join(f"{measured[column].rate / measured[0].rate:.2f}x" for measured in rounds)
+        print(f"{name}: x in process by round {per_round}")
+        splits = [split for measured in rounds if (split := measured[column].split) is not None]
+        if splits:  # the event loop and the engine share one GIL: their sum bounds the rate
+            loop, other = _median([part[0] for part in splits]), _median([part[1] for part in splits])
+            print(f"{name}: server CPU ms/request {loop:.2f} event loop + {other:.2f} other threads (engine)")
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"(goal: served >= 0.8x in process, p99 < 100 ms; load average {load} on {os.cpu_count()} CPUs)")
     if bad:
@@ -294,7 +328,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each row's run in a round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every row, in turn; the table gives medians")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare-route", action="store_true", help="add a row served by FastAPI's route alone")
     parser.add_argument(

@@ -121,7 +121,7 @@ def test_bench_serve_reports_served_recommendations_beside_the_in_process_rate()
     # the served run exits 1 on any non-200 answer, which run() turns into a failure
     out = run(
         "bench_serve.py", "--items", "2000", "--users", "20", "--dim", "32", "--clients", "4", "--seconds", "2",
-        "--compare-route",
+        "--rounds", "2", "--compare-route",
     )  # fmt: skip
     rows = {}
     names = ("in process, one call at a time", "served, 4 clients, 1 worker", "served, FastAPI route only")
