@@ -218,7 +218,6 @@ def bench_lancedb_text(n: int, repeat: int) -> dict[str, Any]:
 
     ways = {"raw": (raw_and_write, fresh_folder), "registry": (registry, fresh_folder)}
     ways["polyrec"] = (polyrec_ingest, fresh_engine)
-    best = dict.fromkeys(ways, float("inf"))
     cpu = dict.fromkeys(ways, float("inf"))  # CPU seconds (all threads): steadier than wall on a shared machine
     rounds: list[dict[str, float]] = []  # each round's wall seconds per way: ratios within a round share its load
     try:
@@ -231,11 +230,11 @@ def bench_lancedb_text(n: int, repeat: int) -> dict[str, Any]:
                 started, cpu_started = time.perf_counter(), time.process_time()
                 run(prepared)
                 rounds[-1][way] = time.perf_counter() - started
-                best[way] = min(best[way], rounds[-1][way])
                 cpu[way] = min(cpu[way], time.process_time() - cpu_started)
     finally:
         for folder in folders:
             folder.cleanup()
+    best = {way: min(times[way] for times in rounds) for way in ways}
     return {
         "n": n,
         **{f"{way}_items_s": n / seconds for way, seconds in best.items()},

@@ -46,6 +46,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import numpy as np
@@ -269,10 +270,6 @@ class Round:
     split: tuple[float, float] | None
 
 
-def _median(values: list[float]) -> float:
-    return float(np.median(values))
-
-
 def measure(
     args: argparse.Namespace, workdir: Path, users: list[str], names: list[str]
 ) -> tuple[list[list[Round]], int]:
@@ -301,18 +298,18 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     print(f"{'':>34}  {'calls/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'x in-process':>12}  {'CPU ms/call':>11}")
     for column, name in enumerate(names):
         runs = [measured[column] for measured in rounds]
-        rate = _median([run.rate for run in runs])
-        ratio = _median([measured[column].rate / measured[0].rate for measured in rounds])  # within each round
+        rate = median([run.rate for run in runs])
+        ratio = median([measured[column].rate / measured[0].rate for measured in rounds])  # within each round
         p50, p99 = np.percentile([latency for run in runs for latency in run.latencies], [50, 99])
         cpus = [run.cpu for run in runs if run.cpu is not None]
-        cpu_text = f"{_median(cpus):.2f}" if cpus else "-"
+        cpu_text = f"{median(cpus):.2f}" if cpus else "-"
         print(f"{name:>34}  {rate:8.1f}  {p50:7.2f}  {p99:7.2f}  {ratio:11.2f}x  {cpu_text:>11}")
     for column, name in enumerate(names[1:], start=1):
         per_round = " ".join(f"{measured[column].rate / measured[0].rate:.2f}x" for measured in rounds)
         print(f"{name}: x in process by round {per_round}")
         splits = [split for measured in rounds if (split := measured[column].split) is not None]
         if splits:  # the event loop and the engine share one GIL: their sum bounds the rate
-            loop, other = _median([part[0] for part in splits]), _median([part[1] for part in splits])
+            loop, other = median([part[0] for part in splits]), median([part[1] for part in splits])
             print(f"{name}: server CPU ms/request {loop:.2f} event loop + {other:.2f} other threads (engine)")
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"(goal: served >= 0.8x in process, p99 < 100 ms; load average {load} on {os.cpu_count()} CPUs)")

@@ -209,14 +209,12 @@ def encode_slot(
     hashes: Mapping[str, str],
     failures: list[ItemFailure],
     *,
-    stored_ids: Container[str] | None = None,
+    lookup: Iterable[str] | None = None,
 ) -> SlotWrite:
     """The first half of :func:`write_slot`: vectors of ``values``, cached or encoded; nothing written.
 
-    ``stored_ids``: when known, the only ids ``collection`` can hold (see :class:`_RunWrites`);
-    the others are not looked up."""
-    lookup = hashes if stored_ids is None else {key: digest for key, digest in hashes.items() if key in stored_ids}
-    vectors = FieldEncoder.cached(collection, lookup)
+    ``lookup``: the ids that may have a cached vector (default: all of ``hashes``; see :class:`_RunWrites`)."""
+    vectors = FieldEncoder.cached(collection, hashes if lookup is None else {key: hashes[key] for key in lookup})
     written = SlotWrite(vectors, cached=len(vectors))
     todo = {item_id: values[item_id] for item_id in hashes if item_id not in vectors}
     if todo:
@@ -330,13 +328,14 @@ class _RunWrites:
         self._sent: set[str] | None = set()
         self._empty: dict[str, bool] = {}  # collection name -> empty when the run first read it
 
-    def stored_ids(self, collection: Collection) -> set[str] | None:
-        """The only ids ``collection`` can hold now, or None when any may be there."""
-        if self._sent is None:
-            return None
-        if collection.name not in self._empty:
+    def lookup(self, collection: Collection, ids: Iterable[str]) -> list[str]:
+        """Those of ``ids`` that ``collection`` may hold now, in order: all of them unless it was
+        empty as the run first read it."""
+        if self._sent is not None and collection.name not in self._empty:
             self._empty[collection.name] = collection.count() == 0
-        return self._sent if self._empty[collection.name] else None
+        if self._sent is None or not self._empty[collection.name]:
+            return list(ids)
+        return [item_id for item_id in ids if item_id in self._sent]
 
     def sent(self, ids: Iterable[str]) -> None:
         """``ids`` go to be written (before the next group is read back)."""
@@ -511,9 +510,7 @@ class IngestPipeline:
             behind.wait()
         encoded = _EncodedChunk(plan, IngestReport(failures=refused + list(plan.failures)))
         items_collection = self.layout.items(rebuild=self.rebuild)
-        lookup = list(plan.metadata)
-        if (stored_ids := self._stored_ids(items_collection)) is not None:
-            lookup = [item_id for item_id in lookup if item_id in stored_ids]
+        lookup = self._lookup(items_collection, plan.metadata)
         previous = (
             {record.id: record.metadata.get(HASH_KEY) for record in items_collection.get(lookup)} if lookup else {}
         )
@@ -532,8 +529,9 @@ class IngestPipeline:
                 self._writes.sent(encoded.changed)
         return encoded
 
-    def _stored_ids(self, collection: Collection) -> set[str] | None:
-        return self._writes.stored_ids(collection) if self._writes is not None else None
+    def _lookup(self, collection: Collection, ids: Iterable[str]) -> list[str]:
+        """The ids worth reading back from ``collection`` (all of them outside :meth:`run`)."""
+        return self._writes.lookup(collection, ids) if self._writes is not None else list(ids)
 
     def _encode_slot(self, encoder: FieldEncoder, encoded: _EncodedChunk) -> _SlotEncode:
         slot_hashes = encoded.plan.hashes[encoder.slot]
@@ -547,7 +545,7 @@ class IngestPipeline:
             {item_id: values[item_id] for item_id in hashes},
             hashes,
             failures,
-            stored_ids=self._stored_ids(collection),
+            lookup=self._lookup(collection, hashes),
         )
         return _SlotEncode(written, hashes, failures)
 

@@ -84,7 +84,7 @@ def test_a_first_ingest_looks_nothing_up_and_stores_what_a_looking_one_does(
     fresh = stored(engine)
 
     # the same ingest with every id looked up, as before _RunWrites: the same records
-    monkeypatch.setattr(ingest._RunWrites, "stored_ids", lambda self, collection: None)
+    monkeypatch.setattr(ingest._RunWrites, "lookup", lambda self, collection, ids: list(ids))
     ENCODED.clear()
     looking = make_engine(tmp_path / "looking")
     asked = spy_gets(looking)

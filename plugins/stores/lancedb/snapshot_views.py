@@ -136,7 +136,7 @@ class SnapshotCollection(_FullWhenNeeded, Collection):
         passing = None if not validate_filter(filter) else self._passing_rows(filter)
         vectors = self._rows.vectors if passing is None else self._rows.vectors[passing]
         scores, rows = top_inner_products(vectors, query, k)
-        return scores, np.asarray(rows if passing is None else passing[rows], dtype=np.int64)
+        return scores, rows if passing is None else passing[rows]
 
     def _passing_rows(self, filter: Mapping[str, Any]) -> np.ndarray:
         """The rows ``filter`` passes (ascending), kept for the last filters asked."""
