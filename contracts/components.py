@@ -77,7 +77,8 @@ class Encoder(Component, ABC):
 
     Required: :meth:`encode` and :attr:`dim`. Optional: :meth:`prepare` (per-item decode
     and validation; raising there fails just that item), :meth:`encode_query` (queries of
-    the modalities in ``query_modalities``), :meth:`fit` (trainable encoders).
+    the modalities in ``query_modalities``), :meth:`fit` (trainable encoders),
+    :meth:`batch_lengths` (values' lengths, so that batches pad little).
 
     An all-zero row means "no signal for this item" (e.g. an item the behavior encoder
     never saw); fusion treats it as a missing field.
@@ -125,6 +126,13 @@ class Encoder(Component, ABC):
         if value is None:
             raise ValueError("value is missing")
         return value
+
+    def batch_lengths(self, batch: Sequence[Any]) -> Sequence[int] | None:
+        """How long each prepared value is to the model (a text model: its token count), so the
+        engine batches values of like length: a model that pads a batch to its longest value
+        wastes the padding. ``None`` (the default): strings go by character count, other values
+        keep their order. Only the order of the batches changes, never a vector."""
+        return None
 
     def content_bytes(self, value: Any) -> bytes:
         """Bytes that identify a raw value's content, for the content-hash cache: a file by its

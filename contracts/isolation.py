@@ -1,7 +1,7 @@
 """Per-item failure isolation for encoders: the one scheme the engine runs and the contract suites check.
 
 ``prepare`` runs item by item, so a bad value fails alone; ``encode`` runs in batches of
-``batch_size`` (prepared texts batched by length, so a text model pads little), and a
+``batch_size`` (values batched by length, :meth:`Encoder.batch_lengths`, so a text model pads little), and a
 batch that raises is bisected until the items that make it fail are found, so the rest
 of the batch is still encoded. With ``dim``, every returned row is checked (finite,
 right length) and a bad one fails just its item. Errors that are not
@@ -16,6 +16,7 @@ Only numpy and polyrec.contracts are imported here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from polyrec.contracts.records import ItemFailure
 __all__ = ["DEFAULT_BATCH_SIZE", "describe_error", "encode_isolated", "is_fatal"]
 
 DEFAULT_BATCH_SIZE = 64
+
+log = logging.getLogger(__name__)
 
 
 def is_fatal(exc: BaseException) -> bool:
@@ -117,14 +120,33 @@ def encode_isolated(
             if is_fatal(exc):
                 raise
             isolator.fail(item_id, describe_error(exc))
-    if prepared and all(isinstance(value, str) for value in prepared):
-        # texts in batches of similar length: a text model pads each batch to its longest
-        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
+    lengths = _batch_lengths(encoder, prepared, plugin or encoder.name)
+    if lengths is not None:  # values of like length batched together: a model pads each batch to its longest
+        order = sorted(range(len(prepared)), key=lengths.__getitem__)
         ids, prepared = [ids[i] for i in order], [prepared[i] for i in order]
     for start in range(0, len(ids), max(1, batch_size)):
         stop = start + batch_size
         isolator.encode(ids[start:stop], prepared[start:stop])
     return isolator.vectors, isolator.failures
+
+
+def _batch_lengths(encoder: Encoder, prepared: list[Any], plugin: str) -> Sequence[int] | None:
+    """The encoder's :meth:`~Encoder.batch_lengths`, else strings' character counts. Only the
+    batches' order hangs on it: a plugin whose lengths fail is warned about, not stopped."""
+    if len(prepared) < 2:
+        return None
+    try:
+        lengths = encoder.batch_lengths(prepared)
+        if lengths is not None and len(lengths) != len(prepared):
+            raise ValueError(f"{len(lengths)} lengths for {len(prepared)} values")
+    except Exception as exc:
+        if is_fatal(exc):
+            raise
+        log.warning("encoder %r: batch_lengths failed (%s); batching by character count", plugin, describe_error(exc))
+        lengths = None
+    if lengths is None and all(isinstance(value, str) for value in prepared):
+        lengths = [len(value) for value in prepared]
+    return lengths
 
 
 def _row_problem(row: np.ndarray, dim: int | None) -> str | None:

@@ -127,6 +127,36 @@ def pooling_only_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+def test_batch_lengths_count_tokens_and_batches_follow_them(encoder: SentenceTransformerEncoder) -> None:
+    from polyrec.contracts.isolation import encode_isolated
+
+    # by characters the number list is the shortest and the long word the longest; by tokens, the reverse
+    texts = ["8 1 9 4 7 3 2 6", "a quiet film", "internationalization", "two friends on a long road trip"]
+    tokenizer = encoder._model().tokenizer
+    assert encoder.batch_lengths(texts) == [len(tokenizer(text)["input_ids"]) for text in texts]
+    lengths = encoder.batch_lengths(texts)
+    assert sorted(texts, key=len) != [texts[i] for i in sorted(range(4), key=lengths.__getitem__)]
+
+    batches: list[list[str]] = []
+    real_encode = encoder.encode
+
+    def recording(batch: list[str]) -> np.ndarray:
+        batches.append(list(batch))
+        return real_encode(batch)
+
+    encoder.encode = recording  # type: ignore[method-assign]
+    try:
+        vectors, failures = encode_isolated(encoder, list("abcd"), texts, dim=encoder.dim, batch_size=2)
+    finally:
+        del encoder.encode
+    assert not failures
+    order = sorted(range(4), key=lengths.__getitem__)
+    assert batches == [[texts[i] for i in order[:2]], [texts[i] for i in order[2:]]]
+    whole = encoder.encode(texts)
+    for row, item_id in enumerate("abcd"):
+        np.testing.assert_allclose(vectors[item_id], whole[row], atol=1e-5)
+
+
 def test_normalize_setting(pooling_only_model: Path, encoder: SentenceTransformerEncoder) -> None:
     normalised = SentenceTransformerEncoder(model=str(pooling_only_model))
     raw = SentenceTransformerEncoder(model=str(pooling_only_model), normalize=False)

@@ -46,6 +46,7 @@ Only numpy, pytest and polyrec.contracts are imported here.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -228,6 +229,14 @@ class EncoderContract:
             assert isinstance(key, bytes) and key
             assert contract_encoder.content_bytes(b) == key, f"content_bytes not stable for {a!r}"
         assert contract_encoder.content_bytes(first[0]) != contract_encoder.content_bytes(first[1])
+
+    def test_batch_lengths(self, contract_encoder: Encoder, contract_prepared: list[Any]) -> None:
+        lengths = contract_encoder.batch_lengths(contract_prepared)
+        if lengths is None:
+            pytest.skip("the encoder gives no batch lengths")
+        assert len(lengths) == len(contract_prepared)
+        assert all(isinstance(length, numbers.Integral) and length >= 0 for length in lengths), lengths
+        assert list(contract_encoder.batch_lengths(contract_prepared)) == list(lengths), "batch_lengths not stable"
 
     # ---- queries --------------------------------------------------------------------
     def test_encode_query(self, contract_encoder: Encoder) -> None:

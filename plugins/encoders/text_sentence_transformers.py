@@ -377,6 +377,16 @@ class SentenceTransformerEncoder(Encoder):
         prompt = self.config.prompt
         return self._encode_texts([prompt + text for text in batch])
 
+    def batch_lengths(self, batch: Sequence[Any]) -> list[int] | None:
+        # tokens, not characters: digits, accents and rare words take more tokens per character,
+        # and a batch is padded to its most tokens
+        tokenizer = getattr(self._model(), "tokenizer", None)
+        if tokenizer is None:
+            return None
+        prompt = self.config.prompt
+        texts = [prompt + text for text in batch]
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]]
+
     def encode_query(self, query: Any) -> np.ndarray:
         text = self.config.query_prompt + self.prepare(query)
         return self._encode_texts([text])[0]
