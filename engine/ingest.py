@@ -156,19 +156,18 @@ class _ChunkPlan:
 
     def item_hash(self, item_id: str, stored: Mapping[str, set[str]] | None = None) -> str:
         """Item hash from the current hashes; with ``stored``, only of the slots that got a vector."""
-        known = self.digests.get(item_id)
-        if known is not None and (
-            stored is None
-            or all(item_id in stored[slot] for slot, slot_hashes in self.hashes.items() if item_id in slot_hashes)
+        if stored is not None and any(
+            item_id in slot_hashes and item_id not in stored[slot] for slot, slot_hashes in self.hashes.items()
         ):
-            return known  # every slot's value got its vector: the same hash, not computed again
-        hashes = {
-            slot: slot_hashes.get(item_id) if stored is None or item_id in stored[slot] else None
-            for slot, slot_hashes in self.hashes.items()
-        }
-        digest = item_hash(hashes, self.metadata[item_id])
-        if stored is None:
-            self.digests[item_id] = digest
+            partial = {
+                slot: slot_hashes.get(item_id) if item_id in stored[slot] else None
+                for slot, slot_hashes in self.hashes.items()
+            }
+            return item_hash(partial, self.metadata[item_id])
+        digest = self.digests.get(item_id)
+        if digest is None:  # every slot's value got its vector: the same hash, computed once
+            current = {slot: slot_hashes.get(item_id) for slot, slot_hashes in self.hashes.items()}
+            digest = self.digests[item_id] = item_hash(current, self.metadata[item_id])
         return digest
 
 
