@@ -134,6 +134,8 @@ def test_batch_lengths_count_tokens_and_batches_follow_them(encoder: SentenceTra
     texts = ["8 1 9 4 7 3 2 6", "a quiet film", "internationalization", "two friends on a long road trip"]
     tokenizer = encoder._model().tokenizer
     assert encoder.batch_lengths(texts) == [len(tokenizer(text)["input_ids"]) for text in texts]
+    limit = encoder._model().max_seq_length
+    assert encoder.batch_lengths(["word " * (3 * limit), "a word"]) == [limit, 4]  # [CLS] a word [SEP]
     lengths = encoder.batch_lengths(texts)
     assert sorted(texts, key=len) != [texts[i] for i in sorted(range(4), key=lengths.__getitem__)]
 

@@ -380,12 +380,15 @@ class SentenceTransformerEncoder(Encoder):
     def batch_lengths(self, batch: Sequence[Any]) -> list[int] | None:
         # tokens, not characters: digits, accents and rare words take more tokens per character,
         # and a batch is padded to its most tokens
-        tokenizer = getattr(self._model(), "tokenizer", None)
+        model = self._model()
+        tokenizer = getattr(model, "tokenizer", None)
         if tokenizer is None:
             return None
         prompt = self.config.prompt
         texts = [prompt + text for text in batch]
-        return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]]
+        # past the model's limit every text pads alike: truncating spares long texts' ids
+        limit = {"truncation": True, "max_length": model.max_seq_length} if model.max_seq_length else {}
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False, **limit)["input_ids"]]
 
     def encode_query(self, query: Any) -> np.ndarray:
         text = self.config.query_prompt + self.prepare(query)
